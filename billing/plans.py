@@ -1,0 +1,30 @@
+"""Plans and the limits they set. Read by the API (rate limits) and, later, billing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    code: str
+    name: str
+    # Token bucket per API key: sustained requests per second and burst size.
+    rate_per_second: float
+    burst: int
+    monthly_notifications: int | None
+
+
+PLANS: dict[str, Plan] = {
+    plan.code: plan
+    for plan in (
+        Plan("free", "Free", rate_per_second=50, burst=100, monthly_notifications=10_000),
+        Plan("pro", "Pro", rate_per_second=500, burst=1_000, monthly_notifications=1_000_000),
+        Plan("enterprise", "Enterprise", rate_per_second=5_000, burst=10_000, monthly_notifications=None),
+    )
+}
+
+
+def plan_for(code: str) -> Plan:
+    """The plan with `code`, falling back to Free for an unknown code."""
+    return PLANS.get(code, PLANS["free"])

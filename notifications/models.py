@@ -1,0 +1,137 @@
+"""Subscribers, topics, messages and inbox items: one set of tables per organisation schema."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class Subscriber(models.Model):
+    """An end user of a customer's app, named by the customer's own id."""
+
+    external_id = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255, blank=True, default="")
+    email = models.EmailField(max_length=254, blank=True, default="")
+    locale = models.CharField(max_length=35, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Topic(models.Model):
+    """A named audience subscribers can be added to."""
+
+    key = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class TopicSubscription(models.Model):
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="subscriptions")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="topic_subscriptions")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["topic", "subscriber"], name="topicsub_unique")]
+        indexes = [models.Index(fields=["subscriber"], name="topicsub_subscriber")]
+
+
+class MessageSequence(models.Model):
+    """The organisation's one message counter (a single row).
+
+    Taking the next values with UPDATE ... RETURNING holds the row lock until
+    commit, so sequences become visible in the order they were handed out and
+    a cursor never skips a message that commits late.
+    """
+
+    value = models.BigIntegerField(default=0)
+
+
+class Message(models.Model):
+    """One notification as sent; each recipient gets an InboxItem."""
+
+    class Audience(models.TextChoices):
+        SUBSCRIBERS = "subscribers", "Subscribers"
+        TOPIC = "topic", "Topic"
+        BROADCAST = "broadcast", "Broadcast"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    seq = models.BigIntegerField(unique=True)
+    audience = models.CharField(max_length=16, choices=Audience.choices)
+    topic = models.ForeignKey(Topic, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    title = models.CharField(max_length=500)
+    body = models.TextField(blank=True, default="")
+    action_url = models.CharField(max_length=2048, blank=True, default="")
+    category = models.CharField(max_length=100, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    recipient_count = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["seq"]
+
+
+class InboxItem(models.Model):
+    """A message in one subscriber's inbox, with its read/seen/archived state."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="inbox_items")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="inbox_items")
+    seq = models.BigIntegerField()
+    category = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-seq"]
+        constraints = [models.UniqueConstraint(fields=["subscriber", "message"], name="inboxitem_unique_message")]
+        indexes = [
+            models.Index(fields=["subscriber", "seq"], name="inboxitem_subscriber_seq"),
+            models.Index(
+                fields=["subscriber"],
+                name="inboxitem_unread",
+                condition=Q(read_at__isnull=True, archived_at__isnull=True),
+            ),
+        ]
+
+
+class Preference(models.Model):
+    """A subscriber's opt-out of one category."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="preferences")
+    category = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subscriber", "category"], name="preference_unique_category")]
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST with an Idempotency-Key (kept at least 24 h)."""
+
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=100)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.SmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["endpoint", "key"], name="idempotency_unique_key")]

@@ -1,0 +1,94 @@
+"""`herald dev`: migrate, make sure the demo organisation exists, serve on :8000."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from herald.devservices import data_dir
+
+
+class Command(BaseCommand):
+    help = "Run Herald for development: services, migrations, a demo organisation and the server."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-serve", action="store_true", help="prepare everything, then exit")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("migrate_schemas", interactive=False, verbosity=0)
+        demo = demo_ensure()
+        base = f"http://{options['host']}:{options['port']}"
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    "Herald is starting.",
+                    f"  Readiness:        {base}/readyz",
+                    f"  API docs:         {base}/v1/docs",
+                    f"  Demo inbox:       {base}/demo/",
+                    f"  Organisation:     {demo['slug']}",
+                    f"  Secret key:       {demo['secret_key']}",
+                    f"  Publishable key:  {demo['publishable_key']}",
+                    f"  Demo subscriber:  {demo['subscriber_id']}",
+                    "",
+                    "Try:",
+                    f"  curl -fsS {base}/readyz",
+                    f"  curl -fsS -X POST {base}/v1/notifications -H 'Authorization: Bearer {demo['secret_key']}' "
+                    f"-H 'Content-Type: application/json' "
+                    f"-d '{{\"to\": [\"{demo['subscriber_id']}\"], \"title\": \"Hello from Herald\"}}'",
+                    "",
+                ]
+            )
+        )
+        self.stdout.flush()
+        if options["no_serve"]:
+            return
+        import uvicorn
+
+        uvicorn.run(
+            "herald.asgi:application",
+            host=options["host"],
+            port=options["port"],
+            ws="websockets-sansio",
+            lifespan="off",
+            log_level="info",
+        )
+
+
+def demo_ensure() -> dict[str, str]:
+    """The demo organisation, its keys and subscriber; created once, reused after."""
+    from django_tenants.utils import tenant_context
+
+    from notifications.models import Subscriber
+    from tenants.models import Organization
+    from tenants.resolve import api_key_resolve
+    from tenants.services import api_key_create, organization_create
+
+    state_file = data_dir() / "demo.json"
+    state: dict[str, str] = {}
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+    organization = organization_create(name="Demo", slug="demo")
+    origin = str(settings.HERALD_PUBLIC_URL)
+    if not state.get("secret_key") or api_key_resolve(state["secret_key"]) is None:
+        state["secret_key"] = api_key_create(organization=organization, kind="secret", name="demo").key
+    if not state.get("publishable_key") or api_key_resolve(state["publishable_key"]) is None:
+        state["publishable_key"] = api_key_create(
+            organization=organization,
+            kind="publishable",
+            name="demo",
+            allowed_origins=sorted({origin, "http://127.0.0.1:8000", "http://localhost:8000"}),
+        ).key
+    with tenant_context(Organization.objects.get(pk=organization.pk)):
+        Subscriber.objects.get_or_create(external_id="demo-user", defaults={"name": "Demo User"})
+    state.update(slug=organization.slug, subscriber_id="demo-user")
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(json.dumps(state, indent=2))
+    state_file.chmod(0o600)
+    return state

@@ -1,0 +1,18 @@
+"""django-tenants' migrate_schemas, which also keeps the provisioning template current."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_tenants.management.commands.migrate_schemas import GET_EXECUTOR_FUNCTION, MigrateSchemasCommand
+
+from tenants.provisioning import template_create_if_missing, template_schema
+
+
+class Command(MigrateSchemasCommand):
+    def handle(self, *args: Any, **options: Any) -> None:
+        super().handle(*args, **options)
+        if self.sync_tenant and not options.get("schema_name"):
+            template_create_if_missing()
+            executor = GET_EXECUTOR_FUNCTION(codename=self.executor)(self.args, self.options)
+            executor.run_migrations(tenants=[template_schema()])

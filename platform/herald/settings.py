@@ -1,0 +1,174 @@
+"""Herald settings, read from the environment.
+
+Every value comes from an environment variable through a typed helper that
+raises ImproperlyConfigured naming the variable when the value is bad.
+`herald` (the command) starts embedded PostgreSQL/Redis and sets
+DATABASE_URL / REDIS_URL before this module is read when they are unset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from herald.env import check_redis_url, env_bool, env_int, env_list, env_str, env_url, parse_database_url
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+DEBUG = env_bool("DEBUG", default=False)
+# HERALD_ENV=production turns on the checks that refuse an unsafe start.
+HERALD_ENV = env_str("HERALD_ENV", "development") or "development"
+if HERALD_ENV not in ("development", "test", "production"):
+    raise ImproperlyConfigured(f"HERALD_ENV must be development, test or production, got {HERALD_ENV!r}")
+PRODUCTION = HERALD_ENV == "production"
+
+_DEV_SECRET = "herald-insecure-development-secret-key-do-not-use-in-production"
+SECRET_KEY = env_str("SECRET_KEY") or ""
+if PRODUCTION:
+    if not SECRET_KEY or SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured("SECRET_KEY must be set to a random value of at least 32 characters in production")
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be off in production")
+elif not SECRET_KEY:
+    SECRET_KEY = _DEV_SECRET
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if not PRODUCTION else [])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set in production")
+
+HERALD_PUBLIC_URL = env_url("HERALD_PUBLIC_URL", "http://127.0.0.1:8000")
+
+# --- database ---------------------------------------------------------------
+
+_database_url = env_str("DATABASE_URL")
+if not _database_url:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set. Run Herald through the `herald` command (it starts an embedded "
+        "PostgreSQL when DATABASE_URL is unset) or set DATABASE_URL=postgresql://user@host:5432/db"
+    )
+_db = parse_database_url("DATABASE_URL", _database_url)
+DATABASES = {
+    "default": {
+        "ENGINE": "django_tenants.postgresql_backend",
+        "NAME": _db.name,
+        "USER": _db.user or "postgres",
+        "PASSWORD": _db.password,
+        "HOST": _db.host,
+        "PORT": _db.port,
+        "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {**_db.options},
+        "TEST": {"NAME": env_str("DATABASE_TEST_NAME") or f"test_{_db.name}"},
+    }
+}
+DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+
+# --- redis, cache, channel layer -------------------------------------------
+
+_redis_url = env_str("REDIS_URL")
+if not _redis_url:
+    raise ImproperlyConfigured(
+        "REDIS_URL is not set. Run Herald through the `herald` command (it starts an embedded Redis "
+        "when REDIS_URL is unset) or set REDIS_URL=redis://host:6379/0"
+    )
+REDIS_URL = check_redis_url("REDIS_URL", _redis_url)
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        # Keys carry the active schema, so one tenant never reads another's entry.
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+# --- tenancy -----------------------------------------------------------------
+
+SHARED_APPS = [
+    # herald first: its migrate / migrate_schemas also migrate the template schema.
+    "herald",
+    "django_tenants",
+    "tenants",
+    "billing",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "ninja",
+]
+TENANT_APPS = [
+    "notifications",
+]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Organization"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_NAME = "public"
+# The migrated schema new organisations are provisioned from (tenants/provisioning.py).
+HERALD_TEMPLATE_SCHEMA = "herald_template"
+
+# --- http ----------------------------------------------------------------------
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "herald.urls"
+ASGI_APPLICATION = "herald.asgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "build" / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en"
+
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- stripe --------------------------------------------------------------------
+
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY") or ""
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET") or ""
+STRIPE_API_BASE = env_url("STRIPE_API_BASE", "https://api.stripe.com")
+if STRIPE_SECRET_KEY and not STRIPE_SECRET_KEY.startswith(("sk_live_", "sk_test_", "rk_live_", "rk_test_")):
+    raise ImproperlyConfigured("STRIPE_SECRET_KEY must start with sk_live_, sk_test_, rk_live_ or rk_test_")
+if STRIPE_WEBHOOK_SECRET and not STRIPE_WEBHOOK_SECRET.startswith("whsec_"):
+    raise ImproperlyConfigured("STRIPE_WEBHOOK_SECRET must start with whsec_")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING") or "WARNING"},
+}

@@ -1,0 +1,39 @@
+"""pytest plugin (loaded with `-p herald.testing`): services before settings.
+
+pytest-django reads settings while pytest starts, before any conftest.py, so
+the embedded PostgreSQL and Redis must be up by then. This plugin starts them
+in a fresh folder per run (unless DATABASE_URL / REDIS_URL are set) and stops
+them and removes the folder when the run ends.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from herald.devservices import EmbeddedServices, data_dir
+
+_services: EmbeddedServices | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: Any, parser: Any, args: list[str]) -> None:
+    global _services
+    os.environ.setdefault("HERALD_ENV", "test")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
+    want_pg = not os.environ.get("DATABASE_URL")
+    want_redis = not os.environ.get("REDIS_URL")
+    if want_pg or want_redis:
+        root = data_dir() / f"test-{os.getpid()}"
+        _services = EmbeddedServices(root, ephemeral=True)
+        os.environ.update(_services.start(postgres=want_pg, redis=want_redis))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: Any) -> None:
+    global _services
+    if _services is not None:
+        _services.stop()
+        _services = None

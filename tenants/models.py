@@ -1,0 +1,95 @@
+"""Organisations (tenants), their domains, members, API keys and signing secrets.
+
+All of these live in the public schema; each organisation's own data lives in
+its schema (see notifications.models).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django_tenants.models import DomainMixin, TenantMixin
+
+
+class Organization(TenantMixin):
+    """A customer organisation: one PostgreSQL schema of its own."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=63, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    plan = models.CharField(max_length=32, default="free")
+
+    # Schemas are provisioned by tenants.provisioning, never by django-tenants' save().
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Domain(DomainMixin):
+    """A host name that names an organisation (custom domains)."""
+
+
+class Membership(models.Model):
+    """A user's role in an organisation."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        DEVELOPER = "developer", "Developer"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="membership_unique_user")]
+
+
+class ApiKey(models.Model):
+    """A secret or publishable key; only its SHA-256 and a visible prefix are stored."""
+
+    class Kind(models.TextChoices):
+        SECRET = "secret", "Secret"
+        PUBLISHABLE = "publishable", "Publishable"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=100, blank=True, default="")
+    prefix = models.CharField(max_length=32, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    allowed_origins = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # Set on the old key when it is rolled: it keeps working until then.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    rolled_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["organization", "kind"], name="apikey_org_kind", condition=Q(revoked_at__isnull=True))
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}…"
+
+
+class SigningSecret(models.Model):
+    """The secret a customer's backend signs subscriber proofs with (HMAC / HS256)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="signing_secrets")
+    secret = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Rotation keeps the previous secret valid until expires_at.
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
