@@ -86,9 +86,13 @@ class Message(models.Model):
 
 
 class InboxItem(models.Model):
-    """A message in one subscriber's inbox, with its read/seen/archived state."""
+    """A message in one subscriber's inbox, with its read/seen/archived state.
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    A subscriber holds a message at most once, so outside the database an inbox
+    item is named by its message's id: one pre-built frame can then serve every
+    recipient of a broadcast.
+    """
+
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="inbox_items")
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="inbox_items")
     seq = models.BigIntegerField()
