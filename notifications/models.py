@@ -49,6 +49,9 @@ class TopicSubscription(models.Model):
         constraints = [models.UniqueConstraint(fields=["topic", "subscriber"], name="topicsub_unique")]
         indexes = [models.Index(fields=["subscriber"], name="topicsub_subscriber")]
 
+    def __str__(self) -> str:
+        return f"{self.topic_id}:{self.subscriber_id}"
+
 
 class MessageSequence(models.Model):
     """The organisation's one message counter (a single row).
@@ -59,6 +62,9 @@ class MessageSequence(models.Model):
     """
 
     value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 class Message(models.Model):
@@ -83,6 +89,9 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"{self.seq}: {self.title}"
 
 
 class InboxItem(models.Model):
@@ -114,6 +123,9 @@ class InboxItem(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.subscriber_id}:{self.message_id}"
+
 
 class Preference(models.Model):
     """A subscriber's opt-out of one category."""
@@ -125,6 +137,9 @@ class Preference(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["subscriber", "category"], name="preference_unique_category")]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id}:{self.category}={self.enabled}"
 
 
 class IdempotencyRecord(models.Model):
@@ -139,3 +154,6 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["endpoint", "key"], name="idempotency_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint}:{self.key}"

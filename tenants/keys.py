@@ -49,7 +49,7 @@ def key_kind(key: str) -> KeyKind | None:
     for kind, prefix in PREFIXES.items():
         if key.startswith(prefix):
             body, checksum = key[:-CHECKSUM_LENGTH], key[-CHECKSUM_LENGTH:]
-            if not all(c in ALPHABET for c in key[len(prefix):]):
+            if not all(c in ALPHABET for c in key[len(prefix) :]):
                 return None
             if not secrets.compare_digest(_checksum(body), checksum):
                 return None

@@ -51,6 +51,9 @@ class Membership(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "user"], name="membership_unique_user")]
 
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.organization_id}:{self.role}"
+
 
 class ApiKey(models.Model):
     """A secret or publishable key; only its SHA-256 and a visible prefix are stored."""
@@ -93,3 +96,6 @@ class SigningSecret(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"signing secret {self.pk} of {self.organization_id}"

@@ -68,21 +68,28 @@ def _fingerprint(template: str) -> str:
         if cursor.fetchone()[0] is None:
             raise TemplateMissingError(f"template schema {template!r} is missing or unmigrated: run `herald migrate`")
         cursor.execute(
-            f'SELECT md5(string_agg(app || \'.\' || name, \',\' ORDER BY id)) FROM "{template}".django_migrations'
+            f"SELECT md5(string_agg(app || '.' || name, ',' ORDER BY id)) FROM \"{template}\".django_migrations"
         )
         return str(cursor.fetchone()[0])
 
 
 def _dump(template: str, fingerprint: str) -> _Dump:
     db = settings.DATABASES["default"]
-    command = [_pg_dump_binary(), "--schema-only", "--no-owner", "--no-privileges", "--no-comments", f"--schema={template}"]
-    env = {**os.environ, "PGDATABASE": db["NAME"], "PGUSER": db["USER"] or "postgres"}
+    command = [
+        _pg_dump_binary(),
+        "--schema-only",
+        "--no-owner",
+        "--no-privileges",
+        "--no-comments",
+        f"--schema={template}",
+    ]
+    env = {**os.environ, "PGDATABASE": str(db["NAME"]), "PGUSER": str(db["USER"] or "postgres")}
     if db.get("HOST"):
-        env["PGHOST"] = db["HOST"]
+        env["PGHOST"] = str(db["HOST"])
     if db.get("PORT"):
         env["PGPORT"] = str(db["PORT"])
     if db.get("PASSWORD"):
-        env["PGPASSWORD"] = db["PASSWORD"]
+        env["PGPASSWORD"] = str(db["PASSWORD"])
     output = subprocess.run(command, env=env, check=True, capture_output=True, text=True, timeout=60).stdout  # noqa: S603
     statements: list[str] = []
     for line in output.splitlines():

@@ -59,11 +59,7 @@ def api_key_resolve(key: str) -> ResolvedKey | None:
     with schema_context("public"):
         resolved = cache.get(_cache_key(hashed))
         if resolved is None:
-            row = (
-                ApiKey.objects.filter(key_hash=hashed, revoked_at__isnull=True)
-                .select_related("organization")
-                .first()
-            )
+            row = ApiKey.objects.filter(key_hash=hashed, revoked_at__isnull=True).select_related("organization").first()
             if row is None:
                 return None
             resolved = ResolvedKey(

@@ -18,14 +18,41 @@ from tenants.models import ApiKey, Membership, Organization, SigningSecret
 from tenants.provisioning import schema_provision
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 RESERVED_SLUGS = frozenset(
     {
-        "admin", "api", "app", "auth", "billing", "dashboard", "docs", "help", "herald", "internal",
-        "login", "logout", "new", "portal", "public", "root", "settings", "signup", "static", "status",
-        "support", "system", "template", "test", "v1", "widget", "www", "healthz", "readyz", "media",
+        "admin",
+        "api",
+        "app",
+        "auth",
+        "billing",
+        "dashboard",
+        "docs",
+        "help",
+        "herald",
+        "internal",
+        "login",
+        "logout",
+        "new",
+        "portal",
+        "public",
+        "root",
+        "settings",
+        "signup",
+        "static",
+        "status",
+        "support",
+        "system",
+        "template",
+        "test",
+        "v1",
+        "widget",
+        "www",
+        "healthz",
+        "readyz",
+        "media",
     }
 )
 
@@ -56,7 +83,7 @@ def schema_name_for(slug: str) -> str:
     return name
 
 
-def organization_create(*, name: str, slug: str, owner: AbstractBaseUser | None = None) -> Organization:
+def organization_create(*, name: str, slug: str, owner: User | None = None) -> Organization:
     """Create an organisation with its schema, its owner and a signing secret.
 
     Idempotent: calling again with the same slug and owner returns the same
@@ -84,7 +111,7 @@ def organization_create(*, name: str, slug: str, owner: AbstractBaseUser | None 
     return organization
 
 
-def _same_or_taken(organization: Organization, owner: AbstractBaseUser | None) -> Organization:
+def _same_or_taken(organization: Organization, owner: User | None) -> Organization:
     owners = set(organization.memberships.filter(role=Membership.Role.OWNER).values_list("user_id", flat=True))
     if (owner is None and not owners) or (owner is not None and owner.pk in owners):
         return organization

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(request: pytest.FixtureRequest, django_test_environment: None, django_db_blocker: Any) -> Iterator[None]:
+def django_db_setup(
+    request: pytest.FixtureRequest, django_test_environment: None, django_db_blocker: Any
+) -> Iterator[None]:
     """Create and migrate the test database once per run, for every test.
 
     pytest-django only creates it for tests marked django_db, and those run in

