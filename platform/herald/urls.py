@@ -1,8 +1,9 @@
-from django.urls import path
+from django.urls import include, path
 
 from herald.health import healthz, readyz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("", include("notifications.widget_urls")),
 ]

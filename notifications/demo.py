@@ -1,0 +1,140 @@
+"""The dev-only demo page: the inbox widget for the demo organisation and a send button.
+
+Everything here answers 404 unless HERALD_ENV is `development`. The page acts
+as a customer's app would: it computes the demo subscriber's hash on the
+server and embeds only the publishable key and that hash; the secret key stays
+on the server, where `/demo/send` uses it to call Herald's own API for the
+demo subscriber (same-origin, CSRF-checked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from importlib import resources
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from herald.devservices import data_dir
+from notifications.widget import WIDGET_URL_PATH, widget_integrity, widget_snippet
+
+DEMO_ASSETS = {"demo.js": "text/javascript; charset=utf-8", "demo.css": "text/css; charset=utf-8"}
+
+
+def demo_enabled() -> bool:
+    """The demo exists in development only."""
+    return settings.HERALD_ENV == "development"
+
+
+def demo_state() -> dict[str, str]:
+    """The demo keys `herald dev` wrote (demo_ensure), or 404 when there are none."""
+    if not demo_enabled():
+        raise Http404("the demo runs in development only")
+    try:
+        state = json.loads((data_dir() / "demo.json").read_text())
+    except (FileNotFoundError, ValueError):
+        raise Http404("no demo organisation yet: start Herald with `herald dev`") from None
+    if not all(state.get(key) for key in ("slug", "secret_key", "publishable_key", "subscriber_id")):
+        raise Http404("the demo state is incomplete: restart `herald dev`")
+    return state
+
+
+def demo_subscriber_hash(slug: str, subscriber_id: str) -> str:
+    """What a customer's backend computes: hex HMAC-SHA256(signing secret, subscriber id)."""
+    from tenants.models import SigningSecret
+
+    secret = (
+        SigningSecret.objects.filter(organization__slug=slug)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+        .order_by("-id")
+        .values_list("secret", flat=True)
+        .first()
+    )
+    if secret is None:
+        raise Http404("the demo organisation has no signing secret")
+    return hmac.new(secret.encode(), subscriber_id.encode(), hashlib.sha256).hexdigest()
+
+
+def _content_security_policy(request: HttpRequest) -> str:
+    host = request.get_host()
+    ws = "wss" if request.is_secure() else "ws"
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' {ws}://{host}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+@require_GET
+def demo_page(request: HttpRequest) -> HttpResponse:
+    """GET /demo/: the demo app page with the widget, under a strict CSP."""
+    state = demo_state()
+    base = f"{request.scheme}://{request.get_host()}"
+    response = render(
+        request,
+        "herald/demo.html",
+        {
+            "slug": state["slug"],
+            "publishable_key": state["publishable_key"],
+            "subscriber_id": state["subscriber_id"],
+            "subscriber_hash": demo_subscriber_hash(state["slug"], state["subscriber_id"]),
+            "widget_url": WIDGET_URL_PATH,
+            "integrity": widget_integrity(),
+            "snippet": widget_snippet(base_url=base, publishable_key=state["publishable_key"]),
+        },
+    )
+    response["Content-Security-Policy"] = _content_security_policy(request)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+def demo_asset(request: HttpRequest, name: str) -> HttpResponse:
+    """GET /demo/demo.js and /demo/demo.css."""
+    demo_state()
+    if name not in DEMO_ASSETS:
+        raise Http404(name)
+    body = resources.files("notifications").joinpath("static/herald/demo", name).read_bytes()
+    response = HttpResponse(body, content_type=DEMO_ASSETS[name])
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+@require_POST
+async def demo_send(request: HttpRequest) -> JsonResponse:
+    """POST /demo/send: one test notification to the demo subscriber, through Herald's own API."""
+    import httpx  # a dev dependency: the demo runs in development only
+    from asgiref.sync import sync_to_async
+
+    state = await sync_to_async(demo_state)()
+    try:
+        wanted: Any = json.loads(request.body or b"{}")
+    except ValueError:
+        wanted = {}
+    title = str(wanted.get("title") or "Hello from the Herald demo")[:200] if isinstance(wanted, dict) else ""
+    now = timezone.now()
+    payload = {
+        "to": [state["subscriber_id"]],
+        "title": title or "Hello from the Herald demo",
+        "body": f"Sent from the demo page at {now:%H:%M:%S} UTC.",
+        "action_url": f"{request.scheme}://{request.get_host()}/demo/#sent",
+        "category": "demo",
+    }
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.post(
+            f"{request.scheme}://{request.get_host()}/v1/notifications",
+            json=payload,
+            headers={"Authorization": f"Bearer {state['secret_key']}", "Idempotency-Key": str(uuid.uuid4())},
+        )
+    try:
+        body = answer.json()
+    except ValueError:
+        body = {"detail": answer.text[:500]}
+    return JsonResponse(body, status=answer.status_code, safe=False)
