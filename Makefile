@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	$(BIN)/python infra/browser.py ensure
 	$(BIN)/pytest
 
 clean:
