@@ -1,0 +1,108 @@
+"""Subscriber proofs: how a widget shows which subscriber it speaks for.
+
+The customer's backend signs the subscriber id with the organisation's signing
+secret, either as `subscriber_hash = hex(HMAC-SHA256(secret, subscriber_id))`
+or as a short-lived HS256 JWT (`sub` = subscriber id, `exp` required). Any
+live signing secret of the organisation is accepted, so a rotation has an
+overlap. Used by the WebSocket consumer and the widget HTTP API alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import jwt
+from django.db.models import Q
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from tenants.models import SigningSecret
+
+SUBSCRIBER_ID_MAX_LENGTH = 255
+JWT_ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class SubscriberProof:
+    """A verified proof: who, and until when (None: a hash, which does not expire)."""
+
+    subscriber_id: str
+    expires_at: datetime | None
+
+
+def subscriber_id_valid(subscriber_id: object) -> bool:
+    """A subscriber id as customers may choose them: 1-255 characters, no control characters."""
+    return (
+        isinstance(subscriber_id, str)
+        and 0 < len(subscriber_id) <= SUBSCRIBER_ID_MAX_LENGTH
+        and all(ch >= " " and ch != "\x7f" for ch in subscriber_id)
+    )
+
+
+def signing_secrets_live(organization_id: int) -> list[str]:
+    """The organisation's signing secrets that are still valid, newest first."""
+    now = timezone.now()
+    with schema_context("public"):
+        return list(
+            SigningSecret.objects.filter(organization_id=organization_id)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+            .order_by("-id")
+            .values_list("secret", flat=True)
+        )
+
+
+def subscriber_hash(secret: str, subscriber_id: str) -> str:
+    """The hex HMAC-SHA256 a customer's backend computes for `subscriber_id`."""
+    return hmac.new(secret.encode(), subscriber_id.encode(), hashlib.sha256).hexdigest()
+
+
+def subscriber_token(secret: str, subscriber_id: str, expires_at: datetime) -> str:
+    """A subscriber JWT, as a customer's backend (or Herald's token endpoint) issues it."""
+    return jwt.encode({"sub": subscriber_id, "exp": expires_at}, secret, algorithm=JWT_ALGORITHM)
+
+
+def subscriber_proof_verify(
+    *,
+    organization_id: int,
+    subscriber_id: str,
+    subscriber_hash: str | None = None,
+    token: str | None = None,
+    secrets: list[str] | None = None,
+) -> SubscriberProof | None:
+    """The verified proof for `subscriber_id`, or None (bad hash, forged/expired token, wrong subscriber).
+
+    Exactly one of `subscriber_hash` and `token` must be given. `secrets`
+    defaults to the organisation's live signing secrets (one public-schema query).
+    """
+    if not subscriber_id_valid(subscriber_id) or (subscriber_hash is None) == (token is None):
+        return None
+    if secrets is None:
+        secrets = signing_secrets_live(organization_id)
+    if subscriber_hash is not None:
+        if not isinstance(subscriber_hash, str) or len(subscriber_hash) != 64:
+            return None
+        given = subscriber_hash.lower()
+        for secret in secrets:
+            if hmac.compare_digest(_hash_for(secret, subscriber_id), given):
+                return SubscriberProof(subscriber_id=subscriber_id, expires_at=None)
+        return None
+    if not isinstance(token, str) or len(token) > 4096:
+        return None
+    for secret in secrets:
+        try:
+            claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
+        except jwt.InvalidSignatureError:
+            continue  # maybe signed with the other live secret
+        except jwt.PyJWTError:
+            return None  # expired, malformed, missing claims: no other secret changes that
+        if claims.get("sub") != subscriber_id:
+            return None
+        return SubscriberProof(subscriber_id=subscriber_id, expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC))
+    return None
+
+
+def _hash_for(secret: str, subscriber_id: str) -> str:
+    return subscriber_hash(secret, subscriber_id)
