@@ -99,3 +99,21 @@ class SigningSecret(models.Model):
 
     def __str__(self) -> str:
         return f"signing secret {self.pk} of {self.organization_id}"
+
+
+class SpareSchema(models.Model):
+    """A schema provisioned ahead of time; a new organisation claims one by renaming it.
+
+    `fingerprint` is the template's migration state it was made from: a spare
+    made before a migration is never claimed (migrate_schemas drops it).
+    """
+
+    schema_name = models.CharField(max_length=63, unique=True)
+    fingerprint = models.CharField(max_length=32, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.schema_name

@@ -1,10 +1,17 @@
-"""Fast schema provisioning: replay the migrated template schema's DDL.
+"""Fast schema provisioning: spare schemas, and a replay of the template's DDL.
 
 `migrate_schemas` keeps one extra schema, the template (settings.HERALD_TEMPLATE_SCHEMA),
 migrated like every organisation. A new organisation's schema is the template's
 `pg_dump --schema-only` with the schema name swapped, run in the caller's
 transaction, plus the template's migration records. The dump is taken once per
 process and taken again only when the template's migration records change.
+
+On top of that, a small pool of spare schemas made the same way ahead of time
+(settings.HERALD_SPARE_SCHEMAS): an organisation claims one in its own
+transaction (`DELETE … FOR UPDATE SKIP LOCKED` + `ALTER SCHEMA … RENAME`, a
+catalog update), and the pool is refilled in the background after commit. With
+the pool empty, the schema is replayed inline. Spares carry the template's
+migration fingerprint; `migrate_schemas` drops the stale ones and refills.
 
 Why not django-tenants' clone (TENANT_BASE_SCHEMA): measured slower as schemas
 accumulate (it reads the catalogs), it copies rows and sequence positions, and
@@ -14,8 +21,10 @@ later RemoveConstraint migration fails on cloned schemas. pg_dump keeps names.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import threading
@@ -23,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections, transaction
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _lock = threading.Lock()
@@ -161,3 +172,89 @@ def template_create_if_missing(template: str | None = None) -> bool:
             return False
         cursor.execute(f'CREATE SCHEMA "{template}"')
     return True
+
+
+def spare_schema_create() -> str:
+    """Provision one spare schema from the current template (own transaction)."""
+    from tenants.models import SpareSchema
+
+    name = f"spare_{secrets.token_hex(8)}"
+    with transaction.atomic():
+        fingerprint = template_ddl().fingerprint
+        schema_provision(name)
+        SpareSchema.objects.create(schema_name=name, fingerprint=fingerprint)
+    return name
+
+
+def schema_create(schema_name: str) -> str:
+    """Create an organisation's schema in the caller's transaction: "claimed" a spare, or "replayed" DDL."""
+    if not _SCHEMA_NAME.match(schema_name) or schema_name in ("public", template_schema()):
+        raise ValueError(f"invalid schema name {schema_name!r}")
+    fingerprint = _fingerprint(template_schema())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """DELETE FROM tenants_spareschema WHERE id = (
+                   SELECT id FROM tenants_spareschema WHERE fingerprint = %s
+                   ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+               RETURNING schema_name""",
+            [fingerprint],
+        )
+        row = cursor.fetchone()
+        if row is not None:
+            cursor.execute(f'ALTER SCHEMA "{row[0]}" RENAME TO "{schema_name}"')
+    if row is None:
+        schema_provision(schema_name)
+    transaction.on_commit(spare_pool_refill_soon)
+    return "claimed" if row is not None else "replayed"
+
+
+def spare_pool_size() -> int:
+    return int(getattr(settings, "HERALD_SPARE_SCHEMAS", 0))
+
+
+def spare_pool_fill(target: int | None = None) -> int:
+    """Top the pool up to `target` current spares; returns how many were made."""
+    from tenants.models import SpareSchema
+
+    target = spare_pool_size() if target is None else target
+    fingerprint = _fingerprint(template_schema())
+    made = 0
+    while SpareSchema.objects.filter(fingerprint=fingerprint).count() < target:
+        spare_schema_create()
+        made += 1
+    return made
+
+
+def spare_pool_drop_stale() -> int:
+    """Drop spares made from an older template; returns how many."""
+    from tenants.models import SpareSchema
+
+    fingerprint = _fingerprint(template_schema())
+    dropped = 0
+    for spare in SpareSchema.objects.exclude(fingerprint=fingerprint):
+        with transaction.atomic():
+            if SpareSchema.objects.filter(pk=spare.pk).delete()[0]:
+                with connection.cursor() as cursor:
+                    cursor.execute(f'DROP SCHEMA IF EXISTS "{spare.schema_name}" CASCADE')
+                dropped += 1
+    return dropped
+
+
+_refill_lock = threading.Lock()
+
+
+def spare_pool_refill_soon() -> None:
+    """Refill the pool in a background thread (one at a time per process)."""
+    if spare_pool_size() <= 0 or not _refill_lock.acquire(blocking=False):
+        return
+
+    def refill() -> None:
+        try:
+            spare_pool_fill()
+        except Exception:  # noqa: BLE001 - the next claim replays instead; nothing is lost
+            logger.warning("spare schema refill failed", exc_info=True)
+        finally:
+            connections.close_all()
+            _refill_lock.release()
+
+    threading.Thread(target=refill, name="herald-spare-schemas", daemon=True).start()

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from tenants.keys import KeyKind, key_generate, key_hash, key_prefix
 from tenants.models import ApiKey, Membership, Organization, SigningSecret
-from tenants.provisioning import schema_provision
+from tenants.provisioning import schema_create
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -98,7 +98,7 @@ def organization_create(*, name: str, slug: str, owner: User | None = None) -> O
         with transaction.atomic():
             organization = Organization(name=name, slug=slug, schema_name=schema_name_for(slug))
             organization.save()
-            schema_provision(organization.schema_name)
+            schema_create(organization.schema_name)
             if owner is not None:
                 Membership.objects.create(organization=organization, user=owner, role=Membership.Role.OWNER)
             SigningSecret.objects.create(organization=organization, secret=_signing_secret())

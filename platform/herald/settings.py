@@ -159,6 +159,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # --- stripe --------------------------------------------------------------------
 
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY") or ""
+# Spare schemas kept ready so sign-up claims one instead of building one (0 = off).
+HERALD_SPARE_SCHEMAS = env_int("HERALD_SPARE_SCHEMAS", 3, minimum=0, maximum=100)
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET") or ""
 STRIPE_API_BASE = env_url("STRIPE_API_BASE", "https://api.stripe.com")
 if STRIPE_SECRET_KEY and not STRIPE_SECRET_KEY.startswith(("sk_live_", "sk_test_", "rk_live_", "rk_test_")):

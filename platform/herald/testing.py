@@ -22,6 +22,8 @@ _services: EmbeddedServices | None = None
 def pytest_load_initial_conftests(early_config: Any, parser: Any, args: list[str]) -> None:
     global _services
     os.environ.setdefault("HERALD_ENV", "test")
+    # No background refills racing the tests; tests/tenants fill the pool explicitly.
+    os.environ.setdefault("HERALD_SPARE_SCHEMAS", "0")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
     want_pg = not os.environ.get("DATABASE_URL")
     want_redis = not os.environ.get("REDIS_URL")

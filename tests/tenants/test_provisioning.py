@@ -152,3 +152,46 @@ def test_provisioned_organization_works_end_to_end() -> None:
         assert subscriber.pk == 1  # sequences start fresh in a new schema
     with schema_context("public"):
         assert Organization.objects.get(slug=org.slug).schema_name == org.schema_name
+
+
+def test_organization_claims_a_spare_schema_identical_to_a_migrated_one() -> None:
+    from tenants.models import SpareSchema
+    from tenants.provisioning import spare_pool_fill
+
+    spare_pool_fill(1)
+    spare = SpareSchema.objects.order_by("id").first()
+    assert spare is not None
+    org = organization_create(name="Claim", slug=unique_slug("claim"))
+    assert not SpareSchema.objects.filter(pk=spare.pk).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname IN (%s, %s)", [spare.schema_name, org.schema_name]
+        )
+        assert [row[0] for row in cursor.fetchall()] == [org.schema_name]  # renamed, not copied
+    migrated = f"mig_{unique_slug('z').replace('-', '_')}"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE SCHEMA "{migrated}"')
+        _migrate(migrated)
+        assert _catalog(org.schema_name) == _catalog(migrated)
+    finally:
+        _drop(migrated)
+    with tenant_context(org):
+        assert Subscriber.objects.create(external_id="u").pk == 1
+
+
+def test_a_spare_from_an_older_template_is_never_claimed() -> None:
+    from tenants.models import SpareSchema
+    from tenants.provisioning import spare_pool_drop_stale, spare_schema_create
+
+    name = spare_schema_create()
+    SpareSchema.objects.exclude(schema_name=name).delete()  # only the stale one is on offer
+    SpareSchema.objects.filter(schema_name=name).update(fingerprint="0" * 32)
+    org = organization_create(name="Stale", slug=unique_slug("stale"))
+    assert SpareSchema.objects.filter(schema_name=name).exists()  # not claimed: replayed instead
+    assert org.schema_name != name
+    assert spare_pool_drop_stale() == 1
+    assert not SpareSchema.objects.filter(schema_name=name).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [name])
+        assert cursor.fetchone() is None

@@ -6,7 +6,7 @@ from typing import Any
 
 from django_tenants.management.commands.migrate_schemas import GET_EXECUTOR_FUNCTION, MigrateSchemasCommand
 
-from tenants.provisioning import template_create_if_missing, template_schema
+from tenants.provisioning import spare_pool_drop_stale, spare_pool_fill, template_create_if_missing, template_schema
 
 
 class Command(MigrateSchemasCommand):
@@ -16,3 +16,6 @@ class Command(MigrateSchemasCommand):
             template_create_if_missing()
             executor = GET_EXECUTOR_FUNCTION(codename=self.executor)(self.args, self.options)
             executor.run_migrations(tenants=[template_schema()])
+            # Spares made from the old template would miss these migrations.
+            spare_pool_drop_stale()
+            spare_pool_fill()
