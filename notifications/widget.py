@@ -95,3 +95,8 @@ async def widget_script(request: HttpRequest) -> HttpResponseBase:
     response["Access-Control-Allow-Origin"] = "*"
     response["Cross-Origin-Resource-Policy"] = "cross-origin"
     return response
+
+
+if __name__ == "__main__":
+    # `python -m notifications.widget`: the SRI hash of this release, for the README and the portal.
+    print(widget_integrity())

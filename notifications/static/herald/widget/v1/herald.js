@@ -182,6 +182,7 @@ export class HeraldInbox extends HTMLElement {
     this._next = null;
     this._ws = null;
     this._tries = 0;
+    this._st = 'idle';
     const root = this.attachShadow({ mode: 'open' });
     root.adoptedStyleSheets = [styles()];
     this._bell = h('button', { type: 'button', class: 'bell', part: 'bell', 'aria-expanded': 'false', 'aria-controls': 'panel' });
@@ -246,6 +247,10 @@ export class HeraldInbox extends HTMLElement {
   get unreadCount() {
     return this._unread;
   }
+  /* idle | connecting | live | offline | error */
+  get state() {
+    return this._st;
+  }
 
   toggle(open = this._panel.hidden) {
     this._panel.hidden = !open;
@@ -270,6 +275,14 @@ export class HeraldInbox extends HTMLElement {
   /* ---- lifecycle --------------------------------------------------------------- */
 
   connectedCallback() {
+    // A property set before the element was upgraded shadows the accessor: move it over.
+    for (const name of ['tokenProvider', 'strings']) {
+      if (Object.prototype.hasOwnProperty.call(this, name)) {
+        const value = this[name];
+        delete this[name];
+        this[name] = value;
+      }
+    }
     document.addEventListener('click', this._outside);
     document.addEventListener('visibilitychange', this._visible);
     this._restart();
@@ -297,6 +310,7 @@ export class HeraldInbox extends HTMLElement {
       this._list.replaceChildren();
       this._cursor = this._next = this._token = null;
       this._loaded = this._dead = false;
+      this._st = 'idle';
       this._setUnread(0);
       this._note(this._error, '');
       this._note(this._status, '');
@@ -449,6 +463,7 @@ export class HeraldInbox extends HTMLElement {
     }
     const url = `${this._server().replace(/^http/, 'ws')}/v1/ws?pk=${encodeURIComponent(this._key_())}`;
     const ws = (this._ws = new WebSocket(url));
+    this._st = 'connecting';
     let ready = false;
     ws.onopen = async () => {
       try {
@@ -478,6 +493,7 @@ export class HeraldInbox extends HTMLElement {
           this._token = null;
         } else return this._fail();
       }
+      this._st = 'offline';
       this._note(this._status, this.strings.offline);
       // Never reached the server: show what HTTP can give meanwhile (and learn of a refused proof).
       if (!ready && !this._loaded) this._load(null);
@@ -498,6 +514,7 @@ export class HeraldInbox extends HTMLElement {
       case 'ready':
         this._tries = 0;
         this._retried = false;
+        this._st = 'live';
         this._note(this._status, '');
         if (m.cursor != null) this._cursor = Math.max(this._cursor || 0, m.cursor);
         this._setUnread(m.unread_count);
@@ -524,6 +541,7 @@ export class HeraldInbox extends HTMLElement {
           else this._state(u.id, { read: !!u.read_at });
           if (u.read_at) this._emit('herald:read', { id: u.id, remote: true });
         }
+        if (typeof m.unread_count === 'number') this._setUnread(m.unread_count);
         break;
       case 'unread_count':
         this._setUnread(m.count);
@@ -540,6 +558,7 @@ export class HeraldInbox extends HTMLElement {
 
   _fail() {
     this._dead = true;
+    this._st = 'error';
     this._stop();
     this._items.clear();
     this._list.replaceChildren();

@@ -1,0 +1,229 @@
+"""Browser fixtures: Chromium through Playwright, a customer's page on its own origin, a Herald org for it.
+
+The page that embeds the widget is served by a small HTTP server on 127.0.0.1
+(another port, so another origin than Herald), exactly as a customer's app
+would be; the organisation's publishable key allows that origin.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from infra.browser import LAUNCH_ARGS, BrowserMissingError, executable_path
+from notifications.demo import demo_subscriber_hash
+from tests.conftest import Org, make_org
+from tests.servers import HeraldServer
+
+BUILD_DIR = Path(__file__).resolve().parents[2] / "build"
+SCREENSHOTS = BUILD_DIR / "screenshots"
+
+
+# --- the browser -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the widget tests; no browser at all is a failure, not a skip."""
+    try:
+        path = executable_path()
+    except BrowserMissingError as error:
+        pytest.fail(str(error), pytrace=False)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=path, args=LAUNCH_ARGS, timeout=30_000)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport={"width": 900, "height": 700})
+    ctx.set_default_timeout(10_000)
+    yield ctx
+    ctx.close()
+
+
+# Recorded in every page before any script runs: CSP violations, dialogs and errors must stay empty.
+WATCH = """
+window.__herald = {violations: [], errors: []};
+document.addEventListener('securitypolicyviolation', (e) => window.__herald.violations.push(
+  e.violatedDirective + ' ' + e.blockedURI + ' ' + (e.sample || '')));
+window.addEventListener('error', (e) => window.__herald.errors.push(String(e.message)));
+"""
+
+
+@dataclass
+class Watched:
+    """A page with what it printed, alerted and refused recorded."""
+
+    page: Page
+    console: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def violations(self) -> list[str]:
+        return list(self.page.evaluate("window.__herald.violations"))
+
+    def state(self) -> str:
+        return str(self.page.evaluate("document.querySelector('herald-inbox').state"))
+
+    def wait_state(self, state: str, timeout: float = 10_000) -> None:
+        self.page.wait_for_function(
+            f"document.querySelector('herald-inbox') && document.querySelector('herald-inbox').state === {state!r}",
+            timeout=timeout,
+        )
+
+
+def watch(page: Page) -> Watched:
+    watched = Watched(page)
+    page.add_init_script(WATCH)
+    page.on("console", lambda message: watched.console.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: watched.errors.append(str(error)))
+
+    def on_dialog(dialog: Any) -> None:
+        watched.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return watched
+
+
+# --- a customer's page ---------------------------------------------------------------
+
+
+class HostPages:
+    """A customer's web app: pages a test registers, served from http://127.0.0.1:<port>."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, tuple[bytes, dict[str, str]]] = {}
+        pages = self.pages
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                body, headers = pages.get(self.path.split("?")[0], (b"not found", {}))
+                self.send_response(200 if self.path.split("?")[0] in pages else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Cache-Control", "no-store")
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def add(self, body: str, *, csp: str | None = None) -> str:
+        path = f"/app/{uuid.uuid4().hex}"
+        self.pages[path] = (body.encode(), {"Content-Security-Policy": csp} if csp else {})
+        return self.origin + path
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="package")
+def host_pages() -> Iterator[HostPages]:
+    pages = HostPages()
+    yield pages
+    pages.close()
+
+
+def strict_csp(server: HeraldServer) -> str:
+    """What a careful customer sets: nothing inline, nothing eval'd, Herald allowed by name."""
+    return (
+        f"default-src 'none'; script-src {server.url}; style-src 'self'; img-src 'self'; "
+        f"connect-src {server.url} {server.ws_url}; base-uri 'none'; form-action 'none'"
+    )
+
+
+def inbox_page(
+    server: HeraldServer,
+    *,
+    publishable_key: str,
+    subscriber_id: str | None = None,
+    subscriber_hash: str | None = None,
+    extra: dict[str, str] | None = None,
+    integrity: str | None = None,
+) -> str:
+    attrs = {"publishable-key": publishable_key, **(extra or {})}
+    if subscriber_id is not None:
+        attrs["subscriber-id"] = subscriber_id
+    if subscriber_hash is not None:
+        attrs["subscriber-hash"] = subscriber_hash
+    rendered = " ".join(f'{name}="{html.escape(value)}"' for name, value in attrs.items())
+    pin = f' integrity="{integrity}" crossorigin="anonymous"' if integrity else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Acme app</title>
+<script type="module" src="{server.url}/widget/v1/herald.js"{pin}></script></head>
+<body><header><h1>Acme app</h1><nav aria-label="Account"><herald-inbox {rendered}></herald-inbox></nav></header>
+<main><p>Welcome back.</p></main></body></html>"""
+
+
+# --- Herald side -------------------------------------------------------------------------
+
+
+@dataclass
+class WidgetOrg:
+    """An organisation whose publishable key allows the host pages' origin."""
+
+    org: Org
+    server: HeraldServer
+
+    def subscriber_hash(self, subscriber_id: str) -> str:
+        return demo_subscriber_hash(self.org.organization.slug, subscriber_id)
+
+    def send(self, subscriber_id: str, title: str, **fields: Any) -> dict[str, Any]:
+        """POST /v1/notifications with the secret key, as the customer's backend does."""
+        response = httpx.post(
+            f"{self.server.url}/v1/notifications",
+            json={"to": [subscriber_id], "title": title, **fields},
+            headers={"Authorization": f"Bearer {self.org.secret_key}"},
+            timeout=10,
+        )
+        assert response.status_code == 202, response.text
+        return dict(response.json())
+
+    def page_html(self, subscriber_id: str, **kwargs: Any) -> str:
+        return inbox_page(
+            self.server,
+            publishable_key=self.org.publishable_key,
+            subscriber_id=subscriber_id,
+            subscriber_hash=kwargs.pop("subscriber_hash", None) or self.subscriber_hash(subscriber_id),
+            **kwargs,
+        )
+
+
+@pytest.fixture
+def widget_org(herald_server: HeraldServer, host_pages: HostPages) -> WidgetOrg:
+    return WidgetOrg(org=make_org("Acme", origins=[host_pages.origin]), server=herald_server)
+
+
+def eventually(check: Any, timeout: float = 10.0, interval: float = 0.1) -> Any:
+    """Poll `check` until it returns a truthy value (returned) or time runs out (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s; last value: {last!r}")
