@@ -5,6 +5,9 @@
   dropped from the cache the moment it is revoked or rolled.
 - portal: organisation slug in the URL plus the user's membership
   (`organization_for_member`).
+- API requests: `request_secret_key`, `request_publishable_key`,
+  `request_subscriber_proof` and `origin_check` read a request's credentials and
+  raise a `herald.problems.Problem` with the precise type when refused.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from herald.problems import Problem
 from tenants.keys import KeyKind, key_hash, key_kind
 from tenants.models import ApiKey, Membership, Organization
 
@@ -88,3 +94,130 @@ def organization_for_member(*, slug: str, user_id: int) -> tuple[Organization, M
     if membership is None:
         return None
     return membership.organization, membership
+
+
+# --- requests -------------------------------------------------------------------
+# How an API request proves what it is. Each function raises herald.problems.Problem
+# with the precise type on refusal; the API layer (herald.api) calls them.
+
+PUBLISHABLE_KEY_HEADER = "X-Herald-Publishable-Key"
+SUBSCRIBER_HEADER = "X-Herald-Subscriber"
+SUBSCRIBER_HASH_HEADER = "X-Herald-Subscriber-Hash"
+SUBSCRIBER_TOKEN_HEADER = "X-Herald-Subscriber-Token"  # noqa: S105 - a header name
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    value = request.headers.get("Authorization")
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem("authentication-required", "Authorization must be `Bearer <key>`")
+    return token.strip()
+
+
+def request_secret_key(request: HttpRequest) -> ResolvedKey:
+    """The live secret key of a server API request (Authorization: Bearer sk_live_...)."""
+    token = _bearer(request)
+    if token is None:
+        raise Problem("authentication-required")
+    kind = key_kind(token)
+    if kind == "publishable":
+        raise Problem("publishable-key-not-allowed")
+    resolved = api_key_resolve(token) if kind == "secret" else None
+    if resolved is None:
+        raise Problem("invalid-api-key")
+    return resolved
+
+
+def request_publishable_key(request: HttpRequest) -> tuple[ResolvedKey, str | None]:
+    """The live publishable key of a widget request, and the subscriber JWT if Authorization carried one.
+
+    The key comes from `X-Herald-Publishable-Key`, `?pk=` or `Authorization: Bearer pk_live_...`.
+    """
+    bearer = _bearer(request)
+    candidates = [request.headers.get(PUBLISHABLE_KEY_HEADER), request.GET.get("pk")]
+    subscriber_token = None
+    if bearer is not None:
+        if bearer.startswith(("pk_", "sk_")):
+            candidates.append(bearer)
+        else:
+            subscriber_token = bearer
+    keys = {c.strip() for c in candidates if c and c.strip()}
+    if not keys:
+        raise Problem("authentication-required", "Give the publishable key as X-Herald-Publishable-Key or ?pk=")
+    if len(keys) > 1:
+        raise Problem("invalid-api-key", "Two different publishable keys were given")
+    key = keys.pop()
+    kind = key_kind(key)
+    if kind == "secret":
+        raise Problem("secret-key-not-allowed")
+    resolved = api_key_resolve(key) if kind == "publishable" else None
+    if resolved is None:
+        raise Problem("invalid-api-key")
+    return resolved, subscriber_token
+
+
+def request_subscriber_proof(request: HttpRequest, resolved: ResolvedKey, bearer_token: str | None) -> str:
+    """The subscriber id a widget request proved (hash or JWT), checked against the organisation's signing secrets."""
+    from notifications.proofs import subscriber_proof_verify
+
+    token = request.headers.get(SUBSCRIBER_TOKEN_HEADER) or bearer_token
+    given_hash = request.headers.get(SUBSCRIBER_HASH_HEADER)
+    subscriber_id = request.headers.get(SUBSCRIBER_HEADER)
+    if token and not subscriber_id:
+        subscriber_id = _unverified_subject(token)
+    if not subscriber_id or (token is None and given_hash is None):
+        raise Problem("invalid-subscriber-proof", "Send X-Herald-Subscriber with X-Herald-Subscriber-Hash, or a token")
+    proof = subscriber_proof_verify(
+        organization_id=resolved.organization_id,
+        subscriber_id=subscriber_id,
+        subscriber_hash=None if token else given_hash,
+        token=token or None,
+    )
+    if proof is None:
+        raise Problem("invalid-subscriber-proof")
+    return proof.subscriber_id
+
+
+def _unverified_subject(token: str) -> str | None:
+    """The `sub` a token claims, read before its signature is checked (it is checked right after)."""
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) else None
+
+
+def origin_check(request: HttpRequest, resolved: ResolvedKey) -> str | None:
+    """The request's Origin when the key allows it; None without an Origin; a Problem when refused."""
+    from tenants.origins import origin_allowed
+
+    origin = request.headers.get("Origin")
+    if not origin:
+        return None
+    if not origin_allowed(origin, list(resolved.allowed_origins)):
+        raise Problem("origin-not-allowed")
+    return origin
+
+
+def origin_allowed_by_any_key(origin: str) -> bool:
+    """Whether any live publishable key lists `origin` (CORS preflights carry no key)."""
+    from tenants.origins import origin_normalize
+
+    try:
+        normalized = origin_normalize(origin)
+    except ValidationError:
+        return False
+    cache_key = f"origin-any:{key_hash(normalized)}"
+    with schema_context("public"):
+        cached = cache.get(cache_key)
+        if cached is None:
+            cached = ApiKey.objects.filter(
+                kind=ApiKey.Kind.PUBLISHABLE, revoked_at__isnull=True, allowed_origins__contains=[normalized]
+            ).exists()
+            cache.set(cache_key, cached, KEY_CACHE_SECONDS)
+    return bool(cached)

@@ -1,9 +1,11 @@
 from django.urls import include, path
 
 from herald.health import healthz, readyz
+from herald.v1 import api
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("v1/", api.urls),
     path("", include("notifications.widget_urls")),
 ]

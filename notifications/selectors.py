@@ -1,0 +1,187 @@
+"""Reads on the active organisation's subscribers, topics, messages and inbox items.
+
+Lists are keyset-paginated with opaque cursors and cost a fixed number of
+queries whatever the page size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Generic, TypeVar
+
+from django.db import connection
+from django.db.models import Count, Q
+
+from herald.problems import Problem
+from notifications.models import InboxItem, Message, Preference, Subscriber, Topic
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+    has_more: bool
+
+
+def cursor_encode(kind: str, value: int) -> str:
+    """An opaque cursor: base64url of a small JSON document naming the list it belongs to."""
+    raw = json.dumps({"k": kind, "v": int(value)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(kind: str, cursor: str | None) -> int | None:
+    """The position a cursor holds; Problem(invalid-cursor) when it is not one of this list's."""
+    if cursor is None or cursor == "":
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("k") != kind or not isinstance(data.get("v"), int):
+            raise ValueError
+        return int(data["v"])
+    except (ValueError, binascii.Error, UnicodeDecodeError, TypeError):
+        raise Problem("invalid-cursor") from None
+
+
+def _page(rows: list[T], limit: int, kind: str, position: Any) -> Page[T]:
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = cursor_encode(kind, position(rows[-1])) if has_more and rows else None
+    return Page(items=rows, next_cursor=next_cursor, has_more=has_more)
+
+
+def subscriber_get(*, external_id: str) -> Subscriber | None:
+    return Subscriber.objects.filter(external_id=external_id).first()
+
+
+def subscriber_pk(*, external_id: str) -> int | None:
+    return Subscriber.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+
+
+def topic_get(*, key: str) -> Topic | None:
+    return Topic.objects.filter(key=key).first()
+
+
+def subscribers_page(*, cursor: str | None, limit: int) -> Page[Subscriber]:
+    """Subscribers in creation order (one query)."""
+    after = cursor_decode("subscribers", cursor)
+    queryset = Subscriber.objects.order_by("id")
+    if after is not None:
+        queryset = queryset.filter(id__gt=after)
+    return _page(list(queryset[: limit + 1]), limit, "subscribers", lambda s: s.pk)
+
+
+def topic_subscribers_page(*, topic: Topic, cursor: str | None, limit: int) -> Page[Subscriber]:
+    """A topic's subscribers in subscriber order (one query)."""
+    after = cursor_decode("topic-subscribers", cursor)
+    queryset = Subscriber.objects.filter(topic_subscriptions__topic=topic).order_by("id")
+    if after is not None:
+        queryset = queryset.filter(id__gt=after)
+    return _page(list(queryset[: limit + 1]), limit, "topic-subscribers", lambda s: s.pk)
+
+
+def inbox_page(
+    *,
+    subscriber_pk: int | None,
+    cursor: str | None,
+    limit: int,
+    read: bool | None = None,
+    archived: bool | None = False,
+    category: str | None = None,
+) -> Page[InboxItem]:
+    """A subscriber's inbox, newest first, with its messages (one query)."""
+    before = cursor_decode("inbox", cursor)
+    if subscriber_pk is None:
+        return Page(items=[], next_cursor=None, has_more=False)
+    queryset = InboxItem.objects.filter(subscriber_id=subscriber_pk).select_related("message").order_by("-seq")
+    if before is not None:
+        queryset = queryset.filter(seq__lt=before)
+    if read is not None:
+        queryset = queryset.filter(read_at__isnull=not read)
+    if archived is not None:
+        queryset = queryset.filter(archived_at__isnull=not archived)
+    if category:
+        queryset = queryset.filter(category=category)
+    return _page(list(queryset[: limit + 1]), limit, "inbox", lambda item: item.seq)
+
+
+def unread_count(*, subscriber_pk: int | None) -> int:
+    """Unread, unarchived items of a subscriber."""
+    if subscriber_pk is None:
+        return 0
+    return InboxItem.objects.filter(subscriber_id=subscriber_pk, read_at__isnull=True, archived_at__isnull=True).count()
+
+
+@dataclass(frozen=True)
+class MessageWithDelivery:
+    message: Message
+    topic_key: str | None
+    delivered: int
+    seen: int
+    read: int
+    archived: int
+
+
+def message_get(*, message_id: str) -> MessageWithDelivery | None:
+    """A message and how its inbox items stand (two queries)."""
+    try:
+        pk = uuid.UUID(message_id)
+    except ValueError:
+        return None
+    message = Message.objects.filter(pk=pk).select_related("topic").first()
+    if message is None:
+        return None
+    counts = InboxItem.objects.filter(message_id=pk).aggregate(
+        delivered=Count("id"),
+        seen=Count("id", filter=Q(seen_at__isnull=False)),
+        read=Count("id", filter=Q(read_at__isnull=False)),
+        archived=Count("id", filter=Q(archived_at__isnull=False)),
+    )
+    return MessageWithDelivery(
+        message=message,
+        topic_key=message.topic.key if message.topic is not None else None,
+        delivered=counts["delivered"],
+        seen=counts["seen"],
+        read=counts["read"],
+        archived=counts["archived"],
+    )
+
+
+def preferences_get(*, subscriber_pk: int | None) -> dict[str, bool]:
+    if subscriber_pk is None:
+        return {}
+    return dict(
+        Preference.objects.filter(subscriber_id=subscriber_pk).order_by("category").values_list("category", "enabled")
+    )
+
+
+def usage_daily(*, start: date, end: date) -> list[dict[str, Any]]:
+    """Per day from `start` to `end` (inclusive, UTC): messages sent and notifications delivered (one query).
+
+    Read from the message rows themselves (their recipient counts), so the
+    figures stay true after subscribers and their inboxes are erased.
+    """
+    table = Message._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT d::date, coalesce(m.messages, 0), coalesce(m.notifications, 0)
+                FROM generate_series(%s::date, %s::date, interval '1 day') AS d
+                LEFT JOIN (
+                    SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS messages,
+                           sum(recipient_count) AS notifications
+                    FROM {table}
+                    WHERE created_at >= %s::date AT TIME ZONE 'UTC'
+                      AND created_at < (%s::date + 1) AT TIME ZONE 'UTC'
+                    GROUP BY 1
+                ) m ON m.day = d::date
+                ORDER BY 1""",
+            [start, end, start, end],
+        )
+        return [{"date": row[0], "messages": int(row[1]), "notifications": int(row[2])} for row in cursor.fetchall()]

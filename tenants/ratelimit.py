@@ -1,0 +1,122 @@
+"""Per-key rate limits (a token bucket in Redis) and a cheap `last_used_at`.
+
+One Lua script call per request does both: it takes a token from the key's
+bucket (refilled at the plan's rate, capped at its burst, Redis' own clock)
+and, when the request is let through, sets a one-minute marker with SET NX;
+only the request that set the marker writes `last_used_at`, so a key's row is
+updated at most once a minute however busy the key is. Buckets are per key,
+so one organisation hammering the API never drains another's.
+
+If Redis cannot be reached the request is let through: a limiter outage must
+not become an API outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from billing.plans import plan_for
+from tenants.models import ApiKey
+
+logger = logging.getLogger(__name__)
+
+_SCRIPT = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(data[1])
+local ts = tonumber(data[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+local allowed = 0
+local retry_ms = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  retry_ms = math.ceil((1 - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+local touch = 0
+if allowed == 1 and redis.call('SET', KEYS[2], '1', 'NX', 'EX', 60) then
+  touch = 1
+end
+return {allowed, math.floor(tokens), retry_ms, touch}
+"""
+
+LAST_USED_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: int  # seconds, 0 when allowed
+    window: int  # seconds for an empty bucket to refill
+
+    def headers(self) -> dict[str, str]:
+        """RateLimit / RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers) and, when refused, Retry-After."""
+        reset = self.retry_after if not self.allowed else 0
+        headers = {
+            "RateLimit": f"limit={self.limit}, remaining={self.remaining}, reset={reset}",
+            "RateLimit-Policy": f"{self.limit};w={self.window}",
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.retry_after)
+        return headers
+
+
+@lru_cache(maxsize=1)
+def redis_client() -> redis.Redis:
+    """One client (and connection pool) per process."""
+    return redis.Redis.from_url(str(settings.REDIS_URL), socket_timeout=1.0, socket_connect_timeout=1.0)
+
+
+@lru_cache(maxsize=1)
+def _script() -> redis.commands.core.Script:
+    return redis_client().register_script(_SCRIPT)
+
+
+def bucket_key(api_key_id: int) -> str:
+    return f"herald:rl:{int(api_key_id)}"
+
+
+def _last_used_key(api_key_id: int) -> str:
+    return f"herald:lu:{int(api_key_id)}"
+
+
+def rate_limit_take(*, api_key_id: int, plan: str) -> RateDecision:
+    """Take one token from the key's bucket; touch `last_used_at` at most once a minute."""
+    limits = plan_for(plan)
+    rate, burst = float(limits.rate_per_second), int(limits.burst)
+    window = max(1, math.ceil(burst / rate))
+    try:
+        allowed, remaining, retry_ms, touch = _script()(
+            keys=[bucket_key(api_key_id), _last_used_key(api_key_id)], args=[rate, burst]
+        )
+    except redis.RedisError:
+        logger.warning("rate limiter unavailable; letting the request through", exc_info=True)
+        return RateDecision(allowed=True, limit=burst, remaining=burst, retry_after=0, window=window)
+    if touch:
+        ApiKey.objects.filter(pk=api_key_id).update(last_used_at=timezone.now())
+    return RateDecision(
+        allowed=bool(allowed),
+        limit=burst,
+        remaining=max(0, int(remaining)),
+        retry_after=max(1, math.ceil(int(retry_ms) / 1000)) if not allowed else 0,
+        window=window,
+    )
