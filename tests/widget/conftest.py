@@ -11,20 +11,25 @@ import html
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from django.db import connections
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from infra.browser import LAUNCH_ARGS, BrowserMissingError, executable_path
-from notifications.demo import demo_subscriber_hash
+from notifications.proofs import subscriber_hash
+from tenants.models import SigningSecret
 from tests.conftest import Org, make_org
 from tests.servers import HeraldServer
+
+T = TypeVar("T")
 
 BUILD_DIR = Path(__file__).resolve().parents[2] / "build"
 SCREENSHOTS = BUILD_DIR / "screenshots"
@@ -56,7 +61,11 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 # Recorded in every page before any script runs: CSP violations, dialogs and errors must stay empty.
 WATCH = """
-window.__herald = {violations: [], errors: []};
+window.__herald = {violations: [], errors: [], events: []};
+for (const type of ['herald:notification', 'herald:read', 'herald:error']) {
+  document.addEventListener(type, (e) => window.__herald.events.push(
+    {type, detail: JSON.parse(JSON.stringify(e.detail))}));
+}
 document.addEventListener('securitypolicyviolation', (e) => window.__herald.violations.push(
   e.violatedDirective + ' ' + e.blockedURI + ' ' + (e.sample || '')));
 window.addEventListener('error', (e) => window.__herald.errors.push(String(e.message)));
@@ -77,6 +86,36 @@ class Watched:
 
     def state(self) -> str:
         return str(self.page.evaluate("document.querySelector('herald-inbox').state"))
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        found = list(self.page.evaluate("window.__herald.events"))
+        return [event for event in found if kind is None or event["type"] == kind]
+
+    def items(self) -> list[dict[str, Any]]:
+        """The rendered inbox, top to bottom."""
+        return list(
+            self.page.evaluate(
+                """[...document.querySelector('herald-inbox').shadowRoot.querySelectorAll('li')].map((li) => ({
+                    id: li.dataset.id, title: li.querySelector('.t').textContent,
+                    body: li.querySelector('.b') ? li.querySelector('.b').textContent : null,
+                    read: li.classList.contains('read'),
+                    link: li.querySelector('a.main') ? li.querySelector('a.main').href : null}))"""
+            )
+        )
+
+    def badge(self) -> str | None:
+        """The badge text, or None while it is hidden."""
+        return self.page.evaluate(
+            "(() => { const b = document.querySelector('herald-inbox').shadowRoot.querySelector('.badge');"
+            " return b.hidden ? null : b.textContent; })()"
+        )
+
+    def bell_label(self) -> str:
+        return str(self.page.locator("herald-inbox .bell").get_attribute("aria-label"))
+
+    def open_panel(self) -> None:
+        self.page.locator("herald-inbox .bell").click()
+        self.page.locator("herald-inbox .panel").wait_for(state="visible")
 
     def wait_state(self, state: str, timeout: float = 10_000) -> None:
         self.page.wait_for_function(
@@ -187,9 +226,15 @@ class WidgetOrg:
 
     org: Org
     server: HeraldServer
+    signing_secret: str
 
     def subscriber_hash(self, subscriber_id: str) -> str:
-        return demo_subscriber_hash(self.org.organization.slug, subscriber_id)
+        """What the customer's backend computes for the page."""
+        return subscriber_hash(self.signing_secret, subscriber_id)
+
+    def on(self, server: HeraldServer) -> WidgetOrg:
+        """The same organisation, its pages loading the widget from another Herald process."""
+        return WidgetOrg(org=self.org, server=server, signing_secret=self.signing_secret)
 
     def send(self, subscriber_id: str, title: str, **fields: Any) -> dict[str, Any]:
         """POST /v1/notifications with the secret key, as the customer's backend does."""
@@ -212,9 +257,32 @@ class WidgetOrg:
         )
 
 
+# Playwright's sync API keeps an event loop running in the test's thread, where Django
+# refuses database calls (SynchronousOnlyOperation). Database work of these tests runs on
+# this one worker thread instead, which has no loop and keeps a single connection.
+_db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="widget-db")
+
+
+def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `fn` on the database thread and return its result."""
+    return _db_thread.submit(fn, *args, **kwargs).result(timeout=60)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _close_db_thread_connection() -> Iterator[None]:
+    yield
+    off_loop(connections.close_all)
+
+
+def _widget_org(origin: str, server: HeraldServer) -> WidgetOrg:
+    org = make_org("Acme", origins=[origin])
+    secrets = SigningSecret.objects.filter(organization=org.organization).order_by("-id")
+    return WidgetOrg(org=org, server=server, signing_secret=str(secrets.values_list("secret", flat=True).first()))
+
+
 @pytest.fixture
 def widget_org(herald_server: HeraldServer, host_pages: HostPages) -> WidgetOrg:
-    return WidgetOrg(org=make_org("Acme", origins=[host_pages.origin]), server=herald_server)
+    return off_loop(_widget_org, host_pages.origin, herald_server)
 
 
 def eventually(check: Any, timeout: float = 10.0, interval: float = 0.1) -> Any:

@@ -75,6 +75,8 @@ background:var(--herald-badge);color:var(--herald-badge-fg);font-size:11px;font-
 .panel{position:absolute;right:0;top:calc(100% + 6px);z-index:2147483000;width:var(--herald-width);max-height:min(520px,80vh);
 display:flex;flex-direction:column;background:var(--herald-bg);color:var(--herald-fg);border:1px solid var(--herald-border);
 border-radius:var(--herald-radius);box-shadow:0 8px 28px rgba(0,0,0,.22);overflow:hidden;text-align:start}
+.panel.start{right:auto;left:0}
+@media (max-width:480px){.panel{position:fixed;left:8px;right:8px;top:56px;width:auto}}
 .head{display:flex;align-items:center;justify-content:space-between;gap:8px;padding:10px 14px;border-bottom:1px solid var(--herald-border)}
 h2{margin:0;font-size:15px;font-weight:600}
 .all,.more{color:var(--herald-accent);font-size:13px;border-radius:4px;padding:2px 4px}
@@ -257,6 +259,8 @@ export class HeraldInbox extends HTMLElement {
     this._bell.setAttribute('aria-expanded', String(open));
     clearInterval(this._clock);
     if (open) {
+      // Open towards the side with room: a bell near the left edge gets a left-anchored panel.
+      this._panel.classList.toggle('start', this.getBoundingClientRect().right < this._panel.offsetWidth + 8);
       this._times();
       this._clock = setInterval(() => this._times(), 30000);
       this._heading.focus();
@@ -441,9 +445,9 @@ export class HeraldInbox extends HTMLElement {
       const page = await this._fetch(`/v1/inbox/notifications${query}`);
       if (!cursor && !this._ws) {
         const count = await this._fetch('/v1/inbox/unread-count');
-        this._setUnread(count.count ?? count.unread_count ?? 0);
+        this._setUnread(count.count);
       }
-      for (const item of page.items || page.data || []) this._add(item, false);
+      for (const item of page.items) this._add(item, false);
       this._next = page.has_more ? page.next_cursor : null;
       this._loaded = true;
     } catch {
@@ -531,18 +535,22 @@ export class HeraldInbox extends HTMLElement {
         this._render();
         break;
       }
-      case 'update':
+      case 'update': {
+        // Events only for changes this tab did not make itself (its own come back here too).
+        const unread = [...this._items.values()].filter((e) => !e.item.read);
         if (m.all_read) {
-          for (const { item } of this._items.values()) this._state(item.id, { read: true });
-          this._emit('herald:read', { all: true, remote: true });
+          for (const { item } of unread) this._state(item.id, { read: true });
+          if (unread.length) this._emit('herald:read', { all: true, remote: true });
         } else if (m.notification) {
           const u = m.notification;
+          const was = unread.some((e) => e.item.id === u.id);
           if (u.archived_at) this._drop(u.id);
           else this._state(u.id, { read: !!u.read_at });
-          if (u.read_at) this._emit('herald:read', { id: u.id, remote: true });
+          if (u.read_at && was) this._emit('herald:read', { id: u.id, remote: true });
         }
         if (typeof m.unread_count === 'number') this._setUnread(m.unread_count);
         break;
+      }
       case 'unread_count':
         this._setUnread(m.count);
         break;
