@@ -12,8 +12,14 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from notifications.routing import websocket_application  # noqa: E402
+
+# No AuthMiddlewareStack: sockets are widgets' (publishable key + subscriber
+# proof), not portal users', and session lookups would run on whatever schema
+# the shared connection last had (DESIGN.md, Measured).
 application = ProtocolTypeRouter(
     {
         "http": django_application,
+        "websocket": websocket_application,
     }
 )

@@ -84,12 +84,54 @@ CACHES = {
     }
 }
 
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+# Each process joins every group ONCE, for all its sockets (notifications.hub),
+# so the layer carries one copy of an event per process, not per socket.
+# PubSub (default): a group is a Redis pub/sub channel; no per-channel capacity
+# to overflow, no group membership to expire (a subscription lives as long as
+# the process's connection); what is published while a process reconnects is
+# lost, and the cursor replay covers it. Chosen with infra/bench/realtime.py
+# (RedisChannelLayer vs RedisPubSubChannelLayer, figures in the commit log).
+# Core (HERALD_CHANNEL_LAYER=core): every event for a process lands in that
+# process's ONE hub channel, so `capacity` is per process, not per socket: the
+# default 100 silently dropped events above ~1,800 msgs/s (DESIGN.md); 10,000
+# absorbs a burst of that size. `group_expiry` bounds how long a crashed
+# process's hub stays in a group; the hub re-adds its groups every
+# group_expiry/4, so live members never expire.
+HERALD_CHANNEL_LAYER = env_str("HERALD_CHANNEL_LAYER", "pubsub") or "pubsub"
+if HERALD_CHANNEL_LAYER == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
     }
-}
+elif HERALD_CHANNEL_LAYER == "core":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "capacity": env_int("HERALD_CHANNEL_CAPACITY", 10_000, minimum=100),
+                "group_expiry": env_int("HERALD_GROUP_EXPIRY", 3_600, minimum=60),
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    raise ImproperlyConfigured(f"HERALD_CHANNEL_LAYER must be pubsub or core, got {HERALD_CHANNEL_LAYER!r}")
+
+# --- real-time sockets (docs/realtime-protocol.md) ----------------------------
+
+HERALD_WS_AUTH_TIMEOUT = env_int("HERALD_WS_AUTH_TIMEOUT", 10, minimum=1)  # seconds to send `auth` (4408)
+HERALD_WS_IDLE_TIMEOUT = env_int("HERALD_WS_IDLE_TIMEOUT", 90, minimum=1)  # no frame from the client (1001)
+HERALD_WS_MAX_FRAME = 64 * 1024  # bytes in one client frame (1009)
+HERALD_WS_RATE = env_int("HERALD_WS_RATE", 10, minimum=1)  # client frames per second, sustained (4429)
+HERALD_WS_BURST = env_int("HERALD_WS_BURST", 30, minimum=1)  # ... and in a burst
+# Frames waiting for one slow socket before it is dropped (it reconnects by cursor);
+# above the replay limit so a full replay to a slow client fits.
+HERALD_WS_SEND_QUEUE = env_int("HERALD_WS_SEND_QUEUE", 2_000, minimum=10)
+HERALD_WS_REPLAY_LIMIT = env_int("HERALD_WS_REPLAY_LIMIT", 1_000, minimum=1)  # more missed: `reset`
+HERALD_INBOX_RETENTION_DAYS = env_int("HERALD_INBOX_RETENTION_DAYS", 90, minimum=1)  # older cursor: `reset`
 
 # --- tenancy -----------------------------------------------------------------
 
@@ -117,6 +159,8 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
 # The migrated schema new organisations are provisioned from (tenants/provisioning.py).
 HERALD_TEMPLATE_SCHEMA = "herald_template"
+# Spare schemas kept ready so sign-up claims one instead of building one (0 = off).
+HERALD_SPARE_SCHEMAS = env_int("HERALD_SPARE_SCHEMAS", 3, minimum=0, maximum=100)
 
 # --- http ----------------------------------------------------------------------
 
@@ -159,8 +203,6 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # --- stripe --------------------------------------------------------------------
 
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY") or ""
-# Spare schemas kept ready so sign-up claims one instead of building one (0 = off).
-HERALD_SPARE_SCHEMAS = env_int("HERALD_SPARE_SCHEMAS", 3, minimum=0, maximum=100)
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET") or ""
 STRIPE_API_BASE = env_url("STRIPE_API_BASE", "https://api.stripe.com")
 if STRIPE_SECRET_KEY and not STRIPE_SECRET_KEY.startswith(("sk_live_", "sk_test_", "rk_live_", "rk_test_")):

@@ -1,0 +1,319 @@
+"""The inbox WebSocket consumer: protocol v1 (docs/realtime-protocol.md).
+
+Thin: the organisation comes from the publishable-key middleware
+(notifications.routing), proofs from notifications.proofs, database work from
+notifications.delivery (sync functions that activate their tenant themselves),
+live fan-out from notifications.hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from notifications import delivery
+from notifications.groups import organization_group, subscriber_group, topic_group
+from notifications.hub import HubMember, hub, text_message
+from notifications.proofs import subscriber_id_valid, subscriber_proof_verify
+from notifications.realtime import agroup_send
+from tenants.models import Organization
+from tenants.resolve import api_key_resolve
+
+PROTOCOL_VERSION = 1
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNSUPPORTED = 1003
+CLOSE_TOO_BIG = 1009
+CLOSE_MALFORMED = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_AUTH_TIMEOUT = 4408
+CLOSE_RATE_LIMITED = 4429
+
+PONG = text_message({"type": "pong"})
+INBOX_ACTIONS = ("read", "unread", "archive")
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return text_message({"type": "error", "code": code, "message": message})
+
+
+class InboxConsumer(HubMember, AsyncWebsocketConsumer):
+    """One subscriber's socket. Joins only its own subscriber group, its topics and its organisation's group."""
+
+    # No channel-layer channel per socket: the process's hub receives for all of them.
+    channel_layer_alias = "herald.hub-only"
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.organization: Organization = scope["organization"]
+        self.organization_id = int(self.organization.pk)
+        self.send_queue_limit = int(settings.HERALD_WS_SEND_QUEUE)
+        await super().__call__(scope, receive, send)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale DB connections before every handler; every
+        # database_sync_to_async call already does that, so skip the extra thread hop.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is not None:
+            await handler(message)
+
+    # --- connection lifecycle ------------------------------------------------
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        self.closing = False
+        self.authenticating = False
+        self.subscriber_id: str | None = None
+        self.topic_groups: set[str] = set()
+        self.joined: set[str] = set()
+        self.tokens = float(settings.HERALD_WS_BURST)
+        self.tokens_at = time.monotonic()
+        self.last_frame_at = loop.time()
+        self.expiry_timer: asyncio.TimerHandle | None = None
+        await self.accept()
+        self.auth_timer: asyncio.TimerHandle | None = loop.call_later(
+            float(settings.HERALD_WS_AUTH_TIMEOUT), self.close_socket, CLOSE_AUTH_TIMEOUT
+        )
+        self.idle_timer: asyncio.TimerHandle | None = loop.call_later(
+            float(settings.HERALD_WS_IDLE_TIMEOUT), self._idle_check
+        )
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        self.closing = True
+        self.writer_stop()
+        for timer in (self.auth_timer, self.expiry_timer, self.idle_timer):
+            if timer is not None:
+                timer.cancel()
+        the_hub = hub()
+        for group in list(self.joined):
+            await the_hub.leave(group, self)
+        self.joined.clear()
+        raise StopConsumer()
+
+    def close_socket(self, code: int) -> None:
+        """Close with `code` after the frames already queued."""
+        if self.closing:
+            return
+        self.closing = True
+        self.replay_buffer = None
+        self.push({"type": "websocket.close", "code": code})
+
+    def _idle_check(self) -> None:
+        idle = float(settings.HERALD_WS_IDLE_TIMEOUT)
+        quiet = self.loop.time() - self.last_frame_at
+        if quiet >= idle:
+            self.idle_timer = None
+            self.close_socket(CLOSE_GOING_AWAY)
+        else:
+            self.idle_timer = self.loop.call_later(idle - quiet, self._idle_check)
+
+    def _rate_allows(self) -> bool:
+        now = time.monotonic()
+        rate, burst = float(settings.HERALD_WS_RATE), float(settings.HERALD_WS_BURST)
+        self.tokens = min(burst, self.tokens + (now - self.tokens_at) * rate)
+        self.tokens_at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    # --- frames from the client ---------------------------------------------
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        if self.closing:
+            return
+        self.last_frame_at = self.loop.time()
+        if not self._rate_allows():
+            self.close_socket(CLOSE_RATE_LIMITED)
+            return
+        text = message.get("text")
+        if text is None:
+            self.close_socket(CLOSE_UNSUPPORTED)
+            return
+        limit = int(settings.HERALD_WS_MAX_FRAME)
+        if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+            self.close_socket(CLOSE_TOO_BIG)
+            return
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            frame = None
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if not isinstance(kind, str):
+            self._refuse("bad_frame", "frames are JSON objects with a string `type`")
+            return
+        if kind == "ping":
+            self.push(PONG)
+        elif kind == "auth":
+            await self._auth(frame)  # type: ignore[arg-type]
+        elif self.subscriber_pk is None:
+            self._refuse("not_authenticated", "send `auth` first")
+        elif kind in INBOX_ACTIONS:
+            await self._inbox_action(kind, frame)  # type: ignore[arg-type]
+        elif kind == "read_all":
+            event = await database_sync_to_async(delivery.inbox_read_all)(
+                organization=self.organization, subscriber_pk=self.subscriber_pk
+            )
+            await agroup_send(subscriber_group(self.organization_id, self.subscriber_pk), event)
+        else:
+            self.push(_error("unknown_type", f"unknown frame type {kind[:40]!r}"))
+
+    def _refuse(self, code: str, text: str) -> None:
+        """A malformed frame: fatal before auth (4400), an `error` frame after."""
+        if self.subscriber_pk is None:
+            self.close_socket(CLOSE_MALFORMED)
+        else:
+            self.push(_error(code, text))
+
+    async def _inbox_action(self, kind: str, frame: dict[str, Any]) -> None:
+        assert self.subscriber_pk is not None
+        message_id = frame.get("id")
+        if not isinstance(message_id, str) or len(message_id) > 64:
+            self.push(_error("bad_request", "`id` must be a notification id"))
+            return
+        event = await database_sync_to_async(delivery.inbox_item_mark)(
+            organization=self.organization, subscriber_pk=self.subscriber_pk, message_id=message_id, action=kind
+        )
+        if event is None:
+            self.push(_error("not_found", "no such notification in this inbox"))
+            return
+        # Every connection of the subscriber, this one included, hears it through its group.
+        await agroup_send(subscriber_group(self.organization_id, self.subscriber_pk), event)
+
+    # --- auth, replay, stream -----------------------------------------------
+
+    async def _auth(self, frame: dict[str, Any]) -> None:
+        subscriber_id = frame.get("subscriber_id")
+        proof_hash, token, cursor = frame.get("subscriber_hash"), frame.get("token"), frame.get("cursor")
+        well_formed = (
+            subscriber_id_valid(subscriber_id)
+            and (proof_hash is None or isinstance(proof_hash, str))
+            and (token is None or isinstance(token, str))
+            and (cursor is None or (isinstance(cursor, int) and not isinstance(cursor, bool) and cursor >= 0))
+        )
+        if not well_formed or not isinstance(subscriber_id, str):
+            self._refuse("bad_auth", "`auth` needs a subscriber_id (1-255 characters) and an integer or null cursor")
+            return
+        if self.authenticating:
+            self.push(_error("busy", "`auth` already in progress"))
+            return
+        if self.subscriber_id is not None:
+            await self._reauth(subscriber_id, proof_hash, token)
+            return
+        self.authenticating = True
+        try:
+            session = await database_sync_to_async(delivery.subscriber_session_open)(
+                organization=self.organization, subscriber_id=subscriber_id, subscriber_hash=proof_hash, token=token
+            )
+            if self.closing:
+                return
+            if session is None:
+                self.close_socket(CLOSE_UNAUTHORIZED)
+                return
+            if self.auth_timer is not None:
+                self.auth_timer.cancel()
+                self.auth_timer = None
+            self.subscriber_id = subscriber_id
+            self.subscriber_pk = session.subscriber_pk
+            self.opted_out = session.opted_out
+            self._expire_at(session.proof.expires_at)
+            # Join first, buffering live frames, then read what was missed: nothing falls in between.
+            self.replay_buffer = []
+            self.topic_groups = {topic_group(self.organization_id, pk) for pk in session.topic_pks}
+            groups = [subscriber_group(self.organization_id, session.subscriber_pk), *self.topic_groups]
+            groups.append(organization_group(self.organization_id))
+            the_hub = hub()
+            for group in groups:
+                self.joined.add(group)
+                await the_hub.join(group, self)
+            replay = await database_sync_to_async(delivery.missed_since)(
+                organization=self.organization, subscriber_pk=session.subscriber_pk, cursor=cursor
+            )
+            if self.closing:
+                return
+            self._replay_then_stream(replay, subscriber_id)
+        finally:
+            self.authenticating = False
+
+    def _replay_then_stream(self, replay: delivery.Replay, subscriber_id: str) -> None:
+        last_seq = -1
+        if replay.reset_reason is not None:
+            self.push(text_message({"type": "reset", "reason": replay.reset_reason, "cursor": replay.latest_cursor}))
+        for item in replay.items:
+            last_seq = item["seq"]
+            self.push(text_message({"type": "notification", "notification": item, "cursor": item["seq"]}))
+        self.push(
+            text_message(
+                {
+                    "type": "ready",
+                    "v": PROTOCOL_VERSION,
+                    "subscriber_id": subscriber_id,
+                    "unread_count": replay.unread_count,
+                    "cursor": max(replay.latest_cursor, last_seq),
+                }
+            )
+        )
+        buffered, self.replay_buffer = self.replay_buffer or [], None
+        for seq, message in buffered:
+            if seq is None or seq > last_seq:
+                self.push(message)
+
+    async def _reauth(self, subscriber_id: str, proof_hash: str | None, token: str | None) -> None:
+        """A fresh proof for the same subscriber (a new token before `exp`); the key must still be live."""
+        if subscriber_id != self.subscriber_id:
+            self.close_socket(CLOSE_UNAUTHORIZED)
+            return
+        self.authenticating = True
+        try:
+            key = await database_sync_to_async(api_key_resolve)(self.scope["publishable_key"])
+            if key is None or key.organization_id != self.organization_id:
+                self.close_socket(CLOSE_FORBIDDEN)
+                return
+            proof = await database_sync_to_async(subscriber_proof_verify)(
+                organization_id=self.organization_id,
+                subscriber_id=subscriber_id,
+                subscriber_hash=proof_hash,
+                token=token,
+            )
+            if proof is None:
+                self.close_socket(CLOSE_UNAUTHORIZED)
+                return
+            self._expire_at(proof.expires_at)
+        finally:
+            self.authenticating = False
+
+    def _expire_at(self, expires_at: Any) -> None:
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
+            self.expiry_timer = None
+        if expires_at is not None:
+            delay = max(0.0, expires_at.timestamp() - time.time())
+            self.expiry_timer = self.loop.call_later(delay, self.close_socket, CLOSE_UNAUTHORIZED)
+
+    # --- hub callbacks ---------------------------------------------------------
+
+    def topic_change(self, topic: str, *, joined: bool) -> None:
+        if self.closing:
+            return
+        if joined:
+            self.topic_groups.add(topic)
+            self.joined.add(topic)
+            self.loop.create_task(self._join_late(topic))
+        else:
+            self.topic_groups.discard(topic)
+            self.joined.discard(topic)
+            self.loop.create_task(hub().leave(topic, self))
+
+    async def _join_late(self, group: str) -> None:
+        await hub().join(group, self)
+        if self.closing or group not in self.joined:
+            await hub().leave(group, self)

@@ -1,0 +1,178 @@
+"""Database work of the real-time path, as sync functions that name their tenant.
+
+Every function here takes the organisation and activates its schema itself
+(`with tenant_context(organization):`), because the consumer calls them
+through `database_sync_to_async`, which runs every consumer of a process on
+one shared thread and connection: a schema set by one call could otherwise be
+switched by another consumer before the next call (DESIGN.md, Tenancy).
+
+These are the selectors and services the socket needs (missed items since a
+cursor, unread count, read/unread/archive/read-all). The HTTP API may call
+them too; they publish nothing themselves: each write returns the event its
+caller publishes after the transaction committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, Min
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from notifications.models import InboxItem, Message, Preference, Subscriber, TopicSubscription
+from notifications.proofs import SubscriberProof, subscriber_proof_verify
+from notifications.realtime import inbox_read_all_event, inbox_update_event
+from notifications.schemas import inbox_item_dict
+from tenants.models import Organization
+
+
+@dataclass(frozen=True)
+class SubscriberSession:
+    """Who a socket speaks for, once its proof is verified."""
+
+    proof: SubscriberProof
+    subscriber_pk: int
+    topic_pks: tuple[int, ...]
+    opted_out: frozenset[str]
+
+
+@dataclass
+class Replay:
+    """What a (re)connecting subscriber missed: items in order, or a reset."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    reset_reason: str | None = None
+    latest_cursor: int = 0
+    unread_count: int = 0
+
+
+def subscriber_session_open(
+    *, organization: Organization, subscriber_id: str, subscriber_hash: str | None, token: str | None
+) -> SubscriberSession | None:
+    """Verify the proof and load the subscriber (created if new), its topics and opt-outs; None if refused."""
+    proof = subscriber_proof_verify(
+        organization_id=organization.pk, subscriber_id=subscriber_id, subscriber_hash=subscriber_hash, token=token
+    )
+    if proof is None:
+        return None
+    with tenant_context(organization):
+        subscriber, _ = Subscriber.objects.get_or_create(external_id=subscriber_id)
+        topic_pks = tuple(
+            TopicSubscription.objects.filter(subscriber=subscriber)
+            .order_by("topic_id")
+            .values_list("topic_id", flat=True)
+        )
+        opted_out = frozenset(
+            Preference.objects.filter(subscriber=subscriber, enabled=False).values_list("category", flat=True)
+        )
+    return SubscriberSession(proof=proof, subscriber_pk=subscriber.pk, topic_pks=topic_pks, opted_out=opted_out)
+
+
+def _unread(subscriber_pk: int) -> int:
+    return InboxItem.objects.filter(subscriber_id=subscriber_pk, read_at__isnull=True, archived_at__isnull=True).count()
+
+
+def unread_count(*, organization: Organization, subscriber_pk: int) -> int:
+    """The subscriber's unread, unarchived items."""
+    with tenant_context(organization):
+        return _unread(subscriber_pk)
+
+
+def latest_cursor(*, organization: Organization) -> int:
+    """The organisation's highest committed message sequence (0 before the first message)."""
+    with tenant_context(organization):
+        return int(Message.objects.aggregate(latest=Max("seq"))["latest"] or 0)
+
+
+def missed_since(*, organization: Organization, subscriber_pk: int, cursor: int | None) -> Replay:
+    """The subscriber's items after `cursor` in sequence order, or a reset when they cannot all be replayed.
+
+    Reset reasons: `unknown_cursor` (ahead of the organisation's sequence),
+    `expired` (messages after the cursor are past the retention window or
+    already purged), `too_many` (more than HERALD_WS_REPLAY_LIMIT items).
+    """
+    limit = int(settings.HERALD_WS_REPLAY_LIMIT)
+    with tenant_context(organization):
+        bounds = Message.objects.aggregate(latest=Max("seq"), oldest=Min("seq"))
+        replay = Replay(latest_cursor=int(bounds["latest"] or 0), unread_count=_unread(subscriber_pk))
+        if cursor is None:
+            return replay
+        if cursor > replay.latest_cursor:
+            replay.reset_reason = "unknown_cursor"
+            return replay
+        if cursor == replay.latest_cursor:
+            return replay
+        retention_start = timezone.now() - timedelta(days=int(settings.HERALD_INBOX_RETENTION_DAYS))
+        oldest = bounds["oldest"]
+        first_missed = Message.objects.filter(seq__gt=cursor).order_by("seq").values_list("created_at", flat=True)[:1]
+        if (oldest is not None and oldest > cursor + 1) or (first_missed and first_missed[0] < retention_start):
+            replay.reset_reason = "expired"
+            return replay
+        items = list(
+            InboxItem.objects.filter(subscriber_id=subscriber_pk, seq__gt=cursor)
+            .select_related("message")
+            .order_by("seq")[: limit + 1]
+        )
+        if len(items) > limit:
+            replay.reset_reason = "too_many"
+            return replay
+        replay.items = [inbox_item_dict(item) for item in items]
+        return replay
+
+
+def _message_uuid(message_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(message_id))
+    except ValueError:
+        return None
+
+
+def inbox_item_mark(
+    *, organization: Organization, subscriber_pk: int, message_id: str, action: str
+) -> dict[str, Any] | None:
+    """Mark one item `read`, `unread` or `archive`d; the `inbox.update` event to publish, or None if no such item."""
+    if action not in ("read", "unread", "archive"):
+        raise ValueError(f"unknown inbox action {action!r}")
+    message_uuid = _message_uuid(message_id)
+    if message_uuid is None:
+        return None
+    now = timezone.now()
+    with tenant_context(organization), transaction.atomic():
+        item = (
+            InboxItem.objects.select_for_update().filter(subscriber_id=subscriber_pk, message_id=message_uuid).first()
+        )
+        if item is None:
+            return None
+        if action == "read" and item.read_at is None:
+            item.read_at = now
+            item.seen_at = item.seen_at or now
+            item.save(update_fields=["read_at", "seen_at"])
+        elif action == "unread" and item.read_at is not None:
+            item.read_at = None
+            item.save(update_fields=["read_at"])
+        elif action == "archive" and item.archived_at is None:
+            item.archived_at = now
+            item.save(update_fields=["archived_at"])
+        count = _unread(subscriber_pk)
+    return inbox_update_event(
+        message_id=str(message_uuid),
+        read_at=item.read_at,
+        seen_at=item.seen_at,
+        archived_at=item.archived_at,
+        unread_count=count,
+    )
+
+
+def inbox_read_all(*, organization: Organization, subscriber_pk: int) -> dict[str, Any]:
+    """Mark every unread item read; the `inbox.update` event to publish."""
+    now = timezone.now()
+    with tenant_context(organization), transaction.atomic():
+        InboxItem.objects.filter(subscriber_id=subscriber_pk, read_at__isnull=True).update(read_at=now)
+        InboxItem.objects.filter(subscriber_id=subscriber_pk, seen_at__isnull=True).update(seen_at=now)
+    return inbox_read_all_event(read_at=now)

@@ -1,0 +1,298 @@
+"""The process-local hub between the channel layer and this process's sockets.
+
+Herald keeps every public Channels piece: one consumer per socket,
+tenant-namespaced groups (notifications.groups), `group_send` on the channel
+layer. What it changes is the work per socket per message (DESIGN.md,
+"Measured"): instead of one channel-layer channel, one subscription and one
+decode per socket, each process holds ONE channel and joins each group once,
+however many of its sockets belong to it. An event is decoded once, its frame
+is built once, and the same ASGI message is written to every local member.
+
+Writes never await a slow socket: each frame is sent one step synchronously;
+a socket whose transport pushes back gets its own bounded queue and drain
+task, and one that overflows it is dropped (its client reconnects with its
+cursor and loses nothing). So one stalled socket cannot stall its tenant.
+
+Events consumed (see notifications.realtime for their full shapes):
+`notification.new`, `inbox.update`, `preferences.changed`, `topic.membership`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from notifications.groups import group_tenant, subscriber_group, topic_group
+
+logger = logging.getLogger(__name__)
+
+ASGIMessage = dict[str, Any]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def text_message(frame: dict[str, Any]) -> ASGIMessage:
+    """An ASGI `websocket.send` for `frame`, built once and shareable by every socket."""
+    return {"type": "websocket.send", "text": dumps(frame)}
+
+
+class SocketWriter:
+    """Ordered, non-blocking writes to one socket through its ASGI `send`.
+
+    `push` never awaits: when the transport accepts the frame at once (the
+    common case) it is written on the spot; otherwise it joins this socket's
+    own queue, drained by a task of its own, capped at `send_queue_limit`.
+    """
+
+    base_send: Callable[[ASGIMessage], Awaitable[None]]
+    send_queue_limit: int = 1000
+    _pending: deque[ASGIMessage] | None = None
+    _drain_task: asyncio.Task[None] | None = None
+    _dead: bool = False
+
+    def push(self, message: ASGIMessage) -> None:
+        """Send `message` after everything pushed before it, without waiting."""
+        if self._dead:
+            return
+        if self._pending is not None:
+            if len(self._pending) >= self.send_queue_limit:
+                self.socket_overflow()
+                return
+            self._pending.append(message)
+            return
+        step = self.base_send(message)
+        try:
+            waiting_on = step.send(None)  # type: ignore[attr-defined]
+        except StopIteration:
+            return
+        except Exception:  # noqa: BLE001 - the client is gone; its disconnect event follows
+            self._dead = True
+            return
+        self._pending = deque()
+        self._drain_task = asyncio.get_running_loop().create_task(self._drain(step, waiting_on))
+
+    async def _drain(self, step: Any, waiting_on: Any) -> None:
+        try:
+            # Finish the send that could not complete synchronously, then the queue.
+            while True:
+                if waiting_on is None:
+                    await asyncio.sleep(0)
+                else:
+                    await waiting_on
+                try:
+                    waiting_on = step.send(None)
+                except StopIteration:
+                    break
+            while self._pending:
+                await self.base_send(self._pending.popleft())
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001
+            self._dead = True
+        finally:
+            self._pending = None
+            self._drain_task = None
+
+    def socket_overflow(self) -> None:
+        """The client cannot keep up: drop it; it reconnects with its cursor."""
+        self._dead = True
+        self._pending = None
+        if self._drain_task is not None:
+            self._drain_task.cancel()
+        transport = getattr(getattr(self.base_send, "__self__", None), "transport", None)
+        if transport is not None:
+            transport.abort()
+
+    def writer_stop(self) -> None:
+        self._dead = True
+        if self._drain_task is not None and self._drain_task is not asyncio.current_task():
+            self._drain_task.cancel()
+
+
+class HubMember(SocketWriter):
+    """What the hub needs from a socket: its tenant, its subscriber and how to take frames."""
+
+    organization_id: int
+    subscriber_pk: int | None = None
+    opted_out: frozenset[str] = frozenset()
+    # While the missed items are replayed, live frames wait here (seq, message).
+    replay_buffer: list[tuple[int | None, ASGIMessage]] | None = None
+
+    def offer(self, message: ASGIMessage, seq: int | None = None) -> None:
+        if self.replay_buffer is not None:
+            if len(self.replay_buffer) >= self.send_queue_limit:
+                self.socket_overflow()
+                return
+            self.replay_buffer.append((seq, message))
+            return
+        self.push(message)
+
+    def topic_change(self, topic: str, *, joined: bool) -> None:
+        """The subscriber joined or left a topic while connected (overridden by the consumer)."""
+
+    def offer_notification(self, message: ASGIMessage, seq: int, category: str | None) -> None:
+        """A new message; `category` is given for topic/broadcast messages, which honour opt-outs here."""
+        if category is not None and category in self.opted_out:
+            return
+        self.offer(message, seq)
+
+
+class Hub:
+    """One per event loop: joins each group once and fans events out to local members."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.channel_name: str | None = None
+        self.groups: dict[str, set[HubMember]] = {}
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._refresh_task: asyncio.Task[None] | None = None
+        self._start_lock = asyncio.Lock()
+        self.received = 0
+
+    async def _ensure_started(self) -> str:
+        if self.channel_name is not None:
+            return self.channel_name
+        async with self._start_lock:
+            if self.channel_name is None:
+                name = await self.layer.new_channel(prefix="hub.")
+                loop = asyncio.get_running_loop()
+                self._task = loop.create_task(self._run(name))
+                expiry = getattr(self.layer, "group_expiry", None)
+                if expiry:
+                    # The core layer forgets group members after group_expiry: renew ours well before.
+                    self._refresh_task = loop.create_task(self._refresh(name, max(1.0, expiry / 4)))
+                self.channel_name = name
+        return self.channel_name
+
+    async def join(self, group: str, member: HubMember) -> None:
+        """Add `member` to `group`; returns once this process is subscribed to it."""
+        if group_tenant(group) != member.organization_id:
+            raise ValueError(f"group {group} is outside the member's organisation")
+        members = self.groups.get(group)
+        if members is None:
+            members = self.groups[group] = {member}
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._subscribing[group] = done
+            try:
+                name = await self._ensure_started()
+                await self.layer.group_add(group, name)
+            finally:
+                self._subscribing.pop(group, None)
+                done.set_result(None)
+            return
+        members.add(member)
+        pending = self._subscribing.get(group)
+        if pending is not None:
+            await asyncio.shield(pending)
+
+    async def leave(self, group: str, member: HubMember) -> None:
+        members = self.groups.get(group)
+        if members is None:
+            return
+        members.discard(member)
+        if not members and group not in self._subscribing:
+            del self.groups[group]
+            if self.channel_name is not None:
+                try:
+                    await self.layer.group_discard(group, self.channel_name)
+                except Exception:  # noqa: BLE001
+                    logger.warning("group_discard %s failed", group, exc_info=True)
+
+    async def _run(self, name: str) -> None:
+        while True:
+            try:
+                event = await self.layer.receive(name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis hiccup: keep serving, clients recover by cursor
+                logger.warning("hub receive failed", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            self.received += 1
+            try:
+                self.dispatch(event)
+            except Exception:  # noqa: BLE001 - one bad event must not stop delivery
+                logger.exception("hub could not deliver %r", event.get("type"))
+
+    async def _refresh(self, name: str, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            for group in list(self.groups):
+                try:
+                    await self.layer.group_add(group, name)
+                except Exception:  # noqa: BLE001
+                    logger.warning("group refresh %s failed", group, exc_info=True)
+
+    def dispatch(self, event: dict[str, Any]) -> None:
+        """Deliver one channel-layer event to this process's members of its group."""
+        group = event.get("group")
+        if not isinstance(group, str):
+            return
+        members = self.groups.get(group)
+        if not members:
+            return
+        kind = event.get("type")
+        if kind == "notification.new":
+            self._notification(group, members, event)
+        elif kind == "inbox.update":
+            frame = {k: v for k, v in event.items() if k not in ("type", "group", "unread_count")}
+            update = text_message({"type": "update", **frame})
+            count = event.get("unread_count")
+            counted = text_message({"type": "unread_count", "count": count}) if isinstance(count, int) else None
+            for member in list(members):
+                member.offer(update)
+                if counted is not None:
+                    member.offer(counted)
+        elif kind == "preferences.changed":
+            opted_out = frozenset(str(c) for c in event.get("opted_out") or ())
+            for member in members:
+                member.opted_out = opted_out
+        elif kind == "topic.membership":
+            self._topic_membership(group, event)
+
+    def _notification(self, group: str, members: set[HubMember], event: dict[str, Any]) -> None:
+        payload = event["notification"]
+        seq = int(payload["seq"])
+        message = text_message({"type": "notification", "notification": payload, "cursor": seq})
+        category = (payload.get("category") or "") if event.get("audience") in ("topic", "broadcast") else None
+        pks = event.get("subscriber_pks")
+        if pks is not None:
+            organization_id = group_tenant(group)
+            targets: list[HubMember] = []
+            for pk in pks:
+                targets.extend(self.groups.get(subscriber_group(organization_id, int(pk)), ()))
+        else:
+            targets = list(members)
+        for member in targets:
+            member.offer_notification(message, seq, category)
+
+    def _topic_membership(self, group: str, event: dict[str, Any]) -> None:
+        organization_id = group_tenant(group)
+        topic = topic_group(organization_id, int(event["topic_pk"]))
+        for key in ("added", "removed"):
+            for pk in event.get(key) or ():
+                for member in list(self.groups.get(subscriber_group(organization_id, int(pk)), ())):
+                    member.topic_change(topic, joined=key == "added")
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def hub() -> Hub:
+    """This event loop's hub (created on first use)."""
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        for old in [old for old in _hubs if old.is_closed()]:
+            del _hubs[old]
+        found = _hubs[loop] = Hub(get_channel_layer())
+    return found

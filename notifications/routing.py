@@ -1,0 +1,66 @@
+"""WebSocket routes and the middleware that names the organisation of a socket.
+
+`/v1/ws?pk=<publishable key>`: the key resolves the organisation (through
+tenants.resolve, the one place requests find their tenant) and the `Origin`
+header must be on the key's allow-list. Anything else is refused before the
+socket is accepted: the HTTP handshake answers 403 and no socket exists. The
+consumer gets the organisation explicitly in `scope["organization"]`; no
+tenant is ever activated on the shared connection for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from django.urls import path, re_path
+
+from notifications.consumers import InboxConsumer
+from tenants.origins import origin_allowed
+from tenants.resolve import api_key_resolve
+
+
+async def refuse_handshake(scope: Any, receive: Any, send: Any) -> None:
+    """Answer the handshake with 403: closing before accept refuses the upgrade."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close", "code": 4403})
+
+
+def _header(scope: Any, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class PublishableKeyMiddleware:
+    """Resolve `?pk=` to an organisation and check `Origin` against the key's allow-list, before accept."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
+        keys = query.get("pk", [])
+        key = keys[0] if len(keys) == 1 else ""
+        resolved = await database_sync_to_async(api_key_resolve)(key) if key else None
+        if (
+            resolved is None
+            or resolved.kind != "publishable"
+            or not origin_allowed(_header(scope, b"origin"), list(resolved.allowed_origins))
+        ):
+            await refuse_handshake(scope, receive, send)
+            return
+        scope = {**scope, "organization": resolved.organization(), "publishable_key": key, "api_key": resolved}
+        await self.app(scope, receive, send)
+
+
+# URLRouter takes ASGI apps where Django's stubs expect views.
+websocket_urlpatterns = [
+    path("v1/ws", cast(Any, PublishableKeyMiddleware(InboxConsumer.as_asgi()))),
+    re_path(r"", cast(Any, refuse_handshake)),
+]
+
+websocket_application = URLRouter(websocket_urlpatterns)

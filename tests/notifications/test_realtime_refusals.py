@@ -1,0 +1,190 @@
+"""Sockets refused with the close code that says why, while other connections carry on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+import websockets
+from django.utils import timezone
+from websockets.asyncio.client import connect
+
+from tests.conftest import Org
+from tests.notifications.realtime_support import (
+    Client,
+    auth_frame,
+    message_send,
+    open_socket,
+    run_db,
+    signing_secret,
+    subscribe,
+    ws_url,
+)
+from tests.servers import HeraldServer
+
+
+async def handshake_status(url: str, origin: str | None) -> int:
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await connect(url, origin=origin, open_timeout=5)  # type: ignore[arg-type]
+    return refused.value.response.status_code
+
+
+async def control_still_served(server: HeraldServer, org: Org, control: Client, subscriber_id: str) -> None:
+    sent = await run_db(message_send, org, to=[subscriber_id])
+    assert (await control.recv_type("notification"))["notification"]["id"] == sent["id"]
+
+
+async def test_wrong_origin_unknown_or_secret_key_and_other_paths_are_refused_before_accept(
+    herald_server: HeraldServer, acme: Org, globex: Org
+) -> None:
+    secret = await run_db(signing_secret, acme)
+    control, _, _ = await subscribe(herald_server, acme, secret, "control")
+    url = ws_url(herald_server, acme)
+    assert await handshake_status(url, "http://evil.test") == 403
+    assert await handshake_status(url, "https://app.acme.test") == 403  # scheme differs
+    assert await handshake_status(url, "http://app.acme.test:8080") == 403  # port differs
+    assert await handshake_status(url, None) == 403
+    assert await handshake_status(ws_url(herald_server, key=acme.secret_key), "http://app.acme.test") == 403
+    assert await handshake_status(ws_url(herald_server, key="pk_live_" + "A" * 28), "http://app.acme.test") == 403
+    assert await handshake_status(ws_url(herald_server, key=""), "http://app.acme.test") == 403
+    assert await handshake_status(f"{herald_server.ws_url}/ws/notifications/", "http://app.acme.test") == 403
+    # Another organisation's publishable key, from this organisation's origin: refused before accept.
+    assert await handshake_status(ws_url(herald_server, globex), "http://app.acme.test") == 403
+    await control_still_served(herald_server, acme, control, "control")
+    await control.close()
+
+
+async def test_another_organisations_key_with_this_organisations_proof_is_refused(
+    herald_server: HeraldServer, acme: Org, globex: Org
+) -> None:
+    acme_secret = await run_db(signing_secret, acme)
+    client = await open_socket(herald_server, globex, origin="http://app.globex.test")
+    await client.send(auth_frame(acme_secret, "alice"))
+    assert await client.closed_with() == 4401
+
+
+async def test_forged_expired_and_foreign_proofs_close_with_4401(herald_server: HeraldServer, acme: Org) -> None:
+    secret = await run_db(signing_secret, acme)
+    control, _, _ = await subscribe(herald_server, acme, secret, "control")
+    now = timezone.now()
+    frames = [
+        auth_frame("whsk_forged-secret-of-the-right-length-000000", "alice"),
+        auth_frame(secret, "alice", token_expires=now - timedelta(seconds=5)),
+        auth_frame("whsk_forged-secret-of-the-right-length-000000", "alice", token_expires=now + timedelta(minutes=5)),
+        {**auth_frame(secret, "alice"), "subscriber_id": "mallory"},
+    ]
+    for frame in frames:
+        client = await open_socket(herald_server, acme)
+        await client.send(frame)
+        assert await client.closed_with() == 4401, frame
+    await control_still_served(herald_server, acme, control, "control")
+    await control.close()
+
+
+async def test_subscriber_ids_are_never_group_names(herald_server: HeraldServer, acme: Org) -> None:
+    """Ids with characters Channels refuses in group names work; malformed ids are refused with 4400."""
+    secret = await run_db(signing_secret, acme)
+    odd = "ü@example.com/名前 with spaces & ☃ " + "x" * 150
+    client, ready, _ = await subscribe(herald_server, acme, secret, odd)
+    assert ready["subscriber_id"] == odd
+    sent = await run_db(message_send, acme, to=[odd])
+    assert (await client.recv_type("notification"))["notification"]["id"] == sent["id"]
+    for bad in ("", "x" * 256, "line\nbreak", 42):
+        bad_client = await open_socket(herald_server, acme)
+        await bad_client.send({"type": "auth", "subscriber_id": bad, "subscriber_hash": "0" * 64, "cursor": None})
+        assert await bad_client.closed_with() == 4400
+    await control_still_served(herald_server, acme, client, odd)
+    await client.close()
+
+
+async def test_flood_big_binary_and_malformed_frames(quick_server: HeraldServer, acme: Org) -> None:
+    secret = await run_db(signing_secret, acme)
+    control, _, _ = await subscribe(quick_server, acme, secret, "control")
+
+    flooder, _, _ = await subscribe(quick_server, acme, secret, "flooder")
+    for _ in range(200):
+        try:
+            await flooder.ws.send(json.dumps({"type": "ping"}))
+        except websockets.ConnectionClosed:
+            break
+    assert await flooder.closed_with() == 4429
+
+    big, _, _ = await subscribe(quick_server, acme, secret, "big")
+    await big.ws.send(json.dumps({"type": "ping", "pad": "x" * (64 * 1024)}))
+    assert await big.closed_with() == 1009
+
+    small_enough, _, _ = await subscribe(quick_server, acme, secret, "big")
+    await small_enough.ws.send(json.dumps({"type": "ping", "pad": "x" * (60 * 1024)}))
+    assert (await small_enough.recv_type("pong"))["type"] == "pong"
+    await small_enough.close()
+
+    binary = await open_socket(quick_server, acme)
+    await binary.ws.send(b"\x00\x01")
+    assert await binary.closed_with() == 1003
+
+    for garbage in ("not json", "[1, 2]", '{"no": "type"}', '{"type": "read", "id": "x"}'):
+        early = await open_socket(quick_server, acme)
+        await early.ws.send(garbage)
+        assert await early.closed_with() == 4400, garbage
+
+    await control_still_served(quick_server, acme, control, "control")
+    await control.close()
+
+
+async def test_no_auth_in_time_closes_4408_and_idle_sockets_close(quick_server: HeraldServer, acme: Org) -> None:
+    secret = await run_db(signing_secret, acme)
+    silent = await open_socket(quick_server, acme)
+    started = asyncio.get_running_loop().time()
+    assert await silent.closed_with(timeout=5) == 4408
+    assert 0.8 < asyncio.get_running_loop().time() - started < 3
+
+    idle, _, _ = await subscribe(quick_server, acme, secret, "idle")
+    pinging, _, _ = await subscribe(quick_server, acme, secret, "pinging")
+    for _ in range(5):  # 2.5 s, past the 2 s idle timeout, with a ping every 0.5 s
+        await pinging.send({"type": "ping"})
+        await pinging.recv_type("pong")
+        await asyncio.sleep(0.5)
+    assert await idle.closed_with(timeout=3) == 1001
+    await pinging.send({"type": "ping"})
+    assert (await pinging.recv_type("pong"))["type"] == "pong"
+    await pinging.close()
+
+
+async def test_token_closes_the_socket_at_exp_unless_refreshed(herald_server: HeraldServer, acme: Org) -> None:
+    secret = await run_db(signing_secret, acme)
+    expiring = await open_socket(herald_server, acme)
+    await expiring.send(auth_frame(secret, "kate", token_expires=timezone.now() + timedelta(seconds=2)))
+    assert (await expiring.recv_type("ready"))["subscriber_id"] == "kate"
+
+    refreshed = await open_socket(herald_server, acme)
+    await refreshed.send(auth_frame(secret, "kate", token_expires=timezone.now() + timedelta(seconds=2)))
+    await refreshed.recv_type("ready")
+    await asyncio.sleep(1)
+    await refreshed.send(auth_frame(secret, "kate", token_expires=timezone.now() + timedelta(minutes=5)))
+
+    started = asyncio.get_running_loop().time()
+    assert await expiring.closed_with(timeout=5) == 4401
+    assert asyncio.get_running_loop().time() - started < 2.5
+    # The refreshed socket is still open and served after the first token's exp.
+    sent = await run_db(message_send, acme, to=["kate"])
+    assert (await refreshed.recv_type("notification"))["notification"]["id"] == sent["id"]
+    # A later auth must name the same subscriber.
+    await refreshed.send(auth_frame(secret, "someone-else"))
+    assert await refreshed.closed_with() == 4401
+
+
+async def test_revoked_key_closes_on_reauth_with_4403(herald_server: HeraldServer, acme: Org) -> None:
+    from tenants.models import ApiKey
+    from tenants.services import api_key_revoke
+
+    secret = await run_db(signing_secret, acme)
+    client, _, _ = await subscribe(herald_server, acme, secret, "lena")
+
+    def revoke() -> None:
+        api_key_revoke(api_key=ApiKey.objects.get(organization=acme.organization, kind="publishable"))
+
+    await run_db(revoke)
+    await client.send(auth_frame(secret, "lena", token_expires=timezone.now() + timedelta(minutes=5)))
+    assert await client.closed_with() == 4403
