@@ -118,10 +118,9 @@ class Watched:
         self.page.locator("herald-inbox .panel").wait_for(state="visible")
 
     def wait_state(self, state: str, timeout: float = 10_000) -> None:
-        self.page.wait_for_function(
-            f"document.querySelector('herald-inbox') && document.querySelector('herald-inbox').state === {state!r}",
-            timeout=timeout,
-        )
+        # Polled from here: wait_for_function evals a string, which a strict CSP page refuses.
+        probe = "() => { const el = document.querySelector('herald-inbox'); return el ? el.state : null; }"
+        eventually(lambda: self.page.evaluate(probe) == state, timeout=timeout / 1000, interval=0.05)
 
 
 def watch(page: Page) -> Watched:
@@ -145,14 +144,13 @@ class HostPages:
     """A customer's web app: pages a test registers, served from http://127.0.0.1:<port>."""
 
     def __init__(self) -> None:
-        self.pages: dict[str, tuple[bytes, dict[str, str]]] = {}
+        self.pages: dict[str, tuple[bytes, dict[str, str]]] = {}  # path -> (body, headers)
         pages = self.pages
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 body, headers = pages.get(self.path.split("?")[0], (b"not found", {}))
                 self.send_response(200 if self.path.split("?")[0] in pages else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Cache-Control", "no-store")
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -169,9 +167,10 @@ class HostPages:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def add(self, body: str, *, csp: str | None = None) -> str:
+    def add(self, body: str, *, csp: str | None = None, content_type: str = "text/html; charset=utf-8") -> str:
         path = f"/app/{uuid.uuid4().hex}"
-        self.pages[path] = (body.encode(), {"Content-Security-Policy": csp} if csp else {})
+        headers = {"Content-Type": content_type, **({"Content-Security-Policy": csp} if csp else {})}
+        self.pages[path] = (body.encode(), headers)
         return self.origin + path
 
     def close(self) -> None:
@@ -202,6 +201,7 @@ def inbox_page(
     subscriber_hash: str | None = None,
     extra: dict[str, str] | None = None,
     integrity: str | None = None,
+    stylesheet: str | None = None,
 ) -> str:
     attrs = {"publishable-key": publishable_key, **(extra or {})}
     if subscriber_id is not None:
@@ -210,9 +210,10 @@ def inbox_page(
         attrs["subscriber-hash"] = subscriber_hash
     rendered = " ".join(f'{name}="{html.escape(value)}"' for name, value in attrs.items())
     pin = f' integrity="{integrity}" crossorigin="anonymous"' if integrity else ""
+    css = f'<link rel="stylesheet" href="{stylesheet}">' if stylesheet else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Acme app</title>
-<script type="module" src="{server.url}/widget/v1/herald.js"{pin}></script></head>
+<script type="module" src="{server.url}/widget/v1/herald.js"{pin}></script>{css}</head>
 <body><header><h1>Acme app</h1><nav aria-label="Account"><herald-inbox {rendered}></herald-inbox></nav></header>
 <main><p>Welcome back.</p></main></body></html>"""
 
