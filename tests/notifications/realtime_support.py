@@ -1,9 +1,4 @@
-"""Helpers for the real-time tests: send messages the way the API does, and talk to sockets.
-
-`message_send` writes a message and its inbox items in one transaction and
-publishes after commit through notifications.realtime, as the send service
-does; tests use it until they go through the HTTP send endpoint.
-"""
+"""Helpers for the real-time tests: Herald's HTTP API, and `websockets` clients on /v1/ws."""
 
 from __future__ import annotations
 
@@ -14,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import httpx
 import websockets
 from django.db import connections, transaction
 from django.db.models import F
@@ -21,9 +17,8 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 from websockets.asyncio.client import ClientConnection, connect
 
-from notifications.models import InboxItem, Message, MessageSequence, Subscriber, Topic, TopicSubscription
+from notifications.models import InboxItem, Message, MessageSequence, Subscriber
 from notifications.proofs import subscriber_hash, subscriber_token
-from notifications.realtime import publish_message_after_commit, publish_topic_membership_after_commit
 from notifications.schemas import inbox_item_payload
 from tenants.models import SigningSecret
 from tests.conftest import ALLOWED_ORIGIN, Org
@@ -53,65 +48,49 @@ def subscriber_pk(org: Org, external_id: str) -> int:
         return Subscriber.objects.get_or_create(external_id=external_id)[0].pk
 
 
-def message_send(
-    org: Org,
-    *,
-    to: list[str] | None = None,
-    topic: str | None = None,
-    broadcast: bool = False,
-    title: str = "Hello",
-    category: str = "",
-) -> dict[str, Any]:
-    """Store a message and its inbox items, publish after commit; the payload as recipients see it."""
+async def api_call(server: Any, org: Org, method: str, path: str, body: Any = None) -> Any:
+    """Call Herald's HTTP API with the organisation's secret key; the JSON answer (2xx only)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        response = await client.request(method, path, json=body, headers={"Authorization": f"Bearer {org.secret_key}"})
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
+async def api_send(server: Any, org: Org, **body: Any) -> dict[str, Any]:
+    """POST /v1/notifications: {"id", "seq", "recipients"} once it committed."""
+    return await api_call(server, org, "POST", "/v1/notifications", {"title": "Hello", **body})  # type: ignore[no-any-return]
+
+
+async def api_topic_add(server: Any, org: Org, key: str, subscriber_ids: list[str]) -> None:
+    await api_call(server, org, "PUT", f"/v1/topics/{key}", {"name": key})
+    await api_call(server, org, "POST", f"/v1/topics/{key}/subscribers", {"subscriber_ids": subscriber_ids})
+
+
+async def api_preferences_set(
+    server: Any, org: Org, secret: str, subscriber_id: str, categories: dict[str, bool]
+) -> None:
+    """PUT /v1/inbox/preferences as the widget does: publishable key, Origin, subscriber proof."""
+    headers = {
+        "X-Herald-Publishable-Key": org.publishable_key,
+        "X-Herald-Subscriber": subscriber_id,
+        "X-Herald-Subscriber-Hash": subscriber_hash(secret, subscriber_id),
+        "Origin": ALLOWED_ORIGIN,
+    }
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        response = await client.put("/v1/inbox/preferences", json={"categories": categories}, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def message_store(org: Org, *, to: list[str], title: str = "Hello") -> dict[str, Any]:
+    """Write a message and its inbox items straight to the database (no publish), for in-process tests."""
     with tenant_context(org.organization), transaction.atomic():
-        sequence, _ = MessageSequence.objects.get_or_create(pk=1)
+        MessageSequence.objects.get_or_create(pk=1)
         MessageSequence.objects.filter(pk=1).update(value=F("value") + 1)
-        sequence.refresh_from_db()
-        topic_row = None
-        if broadcast:
-            recipients = list(Subscriber.objects.all())
-            audience = "broadcast"
-        elif topic is not None:
-            topic_row = Topic.objects.get(key=topic)
-            recipients = [
-                s.subscriber for s in TopicSubscription.objects.filter(topic=topic_row).select_related("subscriber")
-            ]
-            audience = "topic"
-        else:
-            recipients = [Subscriber.objects.get_or_create(external_id=sid)[0] for sid in to or []]
-            audience = "subscribers"
-        message = Message.objects.create(
-            seq=sequence.value,
-            audience=audience,
-            topic=topic_row,
-            title=title,
-            category=category,
-            recipient_count=len(recipients),
-        )
-        InboxItem.objects.bulk_create(
-            [InboxItem(message=message, subscriber=s, seq=message.seq, category=category) for s in recipients]
-        )
-        payload = inbox_item_payload(message)
-        publish_message_after_commit(
-            organization_id=org.organization.pk,
-            notification=payload,
-            audience=audience,
-            topic_pk=topic_row.pk if topic_row else None,
-            subscriber_pks=[s.pk for s in recipients],
-        )
-    return payload
-
-
-def topic_add(org: Org, key: str, external_ids: list[str]) -> None:
-    """Create the topic if needed, add subscribers, tell live sockets after commit."""
-    with tenant_context(org.organization), transaction.atomic():
-        topic, _ = Topic.objects.get_or_create(key=key)
-        pks = []
-        for sid in external_ids:
-            subscriber = Subscriber.objects.get_or_create(external_id=sid)[0]
-            TopicSubscription.objects.get_or_create(topic=topic, subscriber=subscriber)
-            pks.append(subscriber.pk)
-        publish_topic_membership_after_commit(organization_id=org.organization.pk, topic_pk=topic.pk, added=pks)
+        seq = MessageSequence.objects.get(pk=1).value
+        recipients = [Subscriber.objects.get_or_create(external_id=sid)[0] for sid in to]
+        message = Message.objects.create(seq=seq, audience="subscribers", title=title, recipient_count=len(recipients))
+        InboxItem.objects.bulk_create([InboxItem(message=message, subscriber=s, seq=seq) for s in recipients])
+        return inbox_item_payload(message)
 
 
 def backdate_messages(org: Org, *, days: int) -> None:

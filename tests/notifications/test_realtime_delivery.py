@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from notifications.groups import subscriber_group
 from tests.conftest import Org
 from tests.notifications.realtime_support import (
+    api_preferences_set,
+    api_send,
+    api_topic_add,
     backdate_messages,
-    message_send,
     run_db,
     signing_secret,
     subscribe,
-    subscriber_pk,
-    topic_add,
 )
 from tests.servers import HeraldServer
 
@@ -31,7 +30,7 @@ async def test_notification_reaches_only_its_subscribers_socket(
     globex_alice, _, _ = await subscribe(herald_server, globex, globex_secret, "alice", origin="http://app.globex.test")
     assert ready["v"] == 1 and ready["subscriber_id"] == "alice" and ready["unread_count"] == 0
 
-    sent = await run_db(message_send, acme, to=["alice"], title="For Alice")
+    sent = await api_send(herald_server, acme, to=["alice"], title="For Alice")
     frame = await alice.recv_type("notification")
     assert frame["notification"]["id"] == sent["id"] and frame["notification"]["title"] == "For Alice"
     assert frame["cursor"] == sent["seq"] and frame["notification"]["read"] is False
@@ -47,7 +46,7 @@ async def test_two_processes_deliver_across_each_other(
     secret = await run_db(signing_secret, acme)
     on_a, _, _ = await subscribe(herald_server, acme, secret, "carol")
     on_b, _, _ = await subscribe(quick_server, acme, secret, "carol")
-    sent = await run_db(message_send, acme, to=["carol"])
+    sent = await api_send(herald_server, acme, to=["carol"])
     assert (await on_a.recv_type("notification"))["notification"]["id"] == sent["id"]
     assert (await on_b.recv_type("notification"))["notification"]["id"] == sent["id"]
     # Read on process A: process B's socket hears it through the subscriber's group.
@@ -65,16 +64,16 @@ async def test_reconnect_with_cursor_replays_exactly_the_missed_50_in_order(
 ) -> None:
     secret = await run_db(signing_secret, acme)
     client, _, _ = await subscribe(herald_server, acme, secret, "dave")
-    first = await run_db(message_send, acme, to=["dave"], title="seen")
+    first = await api_send(herald_server, acme, to=["dave"], title="seen")
     cursor = (await client.recv_type("notification"))["cursor"]
     assert cursor == first["seq"]
     await client.close()
 
     missed = []
     for i in range(50):
-        missed.append(await run_db(message_send, acme, to=["dave"], title=f"missed {i}"))
+        missed.append(await api_send(herald_server, acme, to=["dave"], title=f"missed {i}"))
         if i % 10 == 0:  # other subscribers' messages interleave in the organisation's sequence
-            await run_db(message_send, acme, to=["erin"], title="not dave's")
+            await api_send(herald_server, acme, to=["erin"], title="not dave's")
 
     client, ready, replayed = await subscribe(herald_server, acme, secret, "dave", cursor=cursor)
     assert [f["notification"]["id"] for f in replayed] == [m["id"] for m in missed]
@@ -82,15 +81,15 @@ async def test_reconnect_with_cursor_replays_exactly_the_missed_50_in_order(
     assert all(f["type"] == "notification" for f in replayed)
     assert ready["cursor"] == missed[-1]["seq"] and ready["unread_count"] == 51
     # Then it streams.
-    live = await run_db(message_send, acme, to=["dave"], title="live")
+    live = await api_send(herald_server, acme, to=["dave"], title="live")
     assert (await client.recv_type("notification"))["notification"]["id"] == live["id"]
     await client.close()
 
 
 async def test_cursor_ahead_or_past_retention_gets_a_reset(herald_server: HeraldServer, acme: Org) -> None:
     secret = await run_db(signing_secret, acme)
-    sent = await run_db(message_send, acme, to=["frank"])
-    await run_db(message_send, acme, to=["frank"])
+    sent = await api_send(herald_server, acme, to=["frank"])
+    await api_send(herald_server, acme, to=["frank"])
     client, ready, before = await subscribe(herald_server, acme, secret, "frank", cursor=10**9)
     assert [f["type"] for f in before] == ["reset"] and before[0]["reason"] == "unknown_cursor"
     assert before[0]["cursor"] == ready["cursor"] == sent["seq"] + 1
@@ -107,8 +106,8 @@ async def test_read_state_syncs_across_a_subscribers_connections(herald_server: 
     tab1, _, _ = await subscribe(herald_server, acme, secret, "gina")
     tab2, _, _ = await subscribe(herald_server, acme, secret, "gina")
     other, _, _ = await subscribe(herald_server, acme, secret, "hank")
-    one = await run_db(message_send, acme, to=["gina"])
-    two = await run_db(message_send, acme, to=["gina"])
+    one = await api_send(herald_server, acme, to=["gina"])
+    two = await api_send(herald_server, acme, to=["gina"])
     for tab in (tab1, tab2):
         await tab.recv_type("notification")
         await tab.recv_type("notification")
@@ -143,42 +142,24 @@ async def test_read_state_syncs_across_a_subscribers_connections(herald_server: 
 
 
 async def test_broadcast_and_topic_honour_opt_outs_and_live_topic_joins(herald_server: HeraldServer, acme: Org) -> None:
-    from django_tenants.utils import tenant_context
-
-    from notifications.models import Preference
-
     secret = await run_db(signing_secret, acme)
     ivy, _, _ = await subscribe(herald_server, acme, secret, "ivy")
     jack, _, _ = await subscribe(herald_server, acme, secret, "jack")
 
-    def opt_out() -> None:
-        with tenant_context(acme.organization):
-            from notifications.models import Subscriber
-
-            Preference.objects.create(
-                subscriber=Subscriber.objects.get(external_id="jack"), category="marketing", enabled=False
-            )
-
-    await run_db(opt_out)
-    # Jack opted out after connecting: the API tells his sockets (preferences.changed).
-    from notifications.realtime import agroup_send, preferences_changed_event
-
-    jack_pk = await run_db(subscriber_pk, acme, "jack")
-    await agroup_send(
-        subscriber_group(acme.organization.pk, jack_pk), preferences_changed_event(opted_out=["marketing"])
-    )
+    # Jack opts out after connecting: the API tells his live sockets (preferences.changed).
+    await api_preferences_set(herald_server, acme, secret, "jack", {"marketing": False})
     await asyncio.sleep(0.2)
 
-    promo = await run_db(message_send, acme, broadcast=True, category="marketing")
-    news = await run_db(message_send, acme, broadcast=True, category="news")
+    promo = await api_send(herald_server, acme, broadcast=True, category="marketing")
+    news = await api_send(herald_server, acme, broadcast=True, category="news")
     assert (await ivy.recv_type("notification"))["notification"]["id"] == promo["id"]
     assert (await ivy.recv_type("notification"))["notification"]["id"] == news["id"]
     assert (await jack.recv_type("notification"))["notification"]["id"] == news["id"]
 
     # Topic membership changes reach live sockets without a reconnect.
-    await run_db(topic_add, acme, "releases", ["jack"])
+    await api_topic_add(herald_server, acme, "releases", ["jack"])
     await asyncio.sleep(0.3)
-    release = await run_db(message_send, acme, topic="releases", category="news")
+    release = await api_send(herald_server, acme, topic="releases", category="news")
     assert (await jack.recv_type("notification"))["notification"]["id"] == release["id"]
     assert await ivy.nothing_within(0.3)
     await ivy.close()

@@ -24,7 +24,7 @@ from herald.asgi import application
 from notifications import delivery
 from notifications.models import Message
 from tests.conftest import ALLOWED_ORIGIN, Org, make_org
-from tests.notifications.realtime_support import auth_frame, message_send, run_db, signing_secret, subscriber_pk
+from tests.notifications.realtime_support import auth_frame, message_store, run_db, signing_secret, subscriber_pk
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,7 @@ async def _close_shared_connection() -> AsyncIterator[None]:
 
 
 def seed(org: Org, subscriber_id: str, count: int) -> set[str]:
-    return {message_send(org, to=[subscriber_id], title=f"{org.organization.slug} {i}")["id"] for i in range(count)}
+    return {message_store(org, to=[subscriber_id], title=f"{org.organization.slug} {i}")["id"] for i in range(count)}
 
 
 @database_sync_to_async
