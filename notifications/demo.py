@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import uuid
 from importlib import resources
 from typing import Any
 
@@ -108,33 +107,29 @@ def demo_asset(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @require_POST
-async def demo_send(request: HttpRequest) -> JsonResponse:
-    """POST /demo/send: one test notification to the demo subscriber, through Herald's own API."""
-    import httpx  # a dev dependency: the demo runs in development only
-    from asgiref.sync import sync_to_async
+def demo_send(request: HttpRequest) -> JsonResponse:
+    """POST /demo/send: one test notification to the demo subscriber, as the demo's backend would send it."""
+    from django_tenants.utils import tenant_context
 
-    state = await sync_to_async(demo_state)()
+    from notifications.services import NotificationDraft, notification_send
+    from tenants.models import Organization
+
+    state = demo_state()
     try:
         wanted: Any = json.loads(request.body or b"{}")
     except ValueError:
         wanted = {}
-    title = str(wanted.get("title") or "Hello from the Herald demo")[:200] if isinstance(wanted, dict) else ""
-    now = timezone.now()
-    payload = {
-        "to": [state["subscriber_id"]],
-        "title": title or "Hello from the Herald demo",
-        "body": f"Sent from the demo page at {now:%H:%M:%S} UTC.",
-        "action_url": f"{request.scheme}://{request.get_host()}/demo/#sent",
-        "category": "demo",
-    }
-    async with httpx.AsyncClient(timeout=10) as client:
-        answer = await client.post(
-            f"{request.scheme}://{request.get_host()}/v1/notifications",
-            json=payload,
-            headers={"Authorization": f"Bearer {state['secret_key']}", "Idempotency-Key": str(uuid.uuid4())},
-        )
-    try:
-        body = answer.json()
-    except ValueError:
-        body = {"detail": answer.text[:500]}
-    return JsonResponse(body, status=answer.status_code, safe=False)
+    title = str(wanted.get("title") or "") if isinstance(wanted, dict) else ""
+    organization = Organization.objects.filter(slug=state["slug"]).first()
+    if organization is None:
+        raise Http404("no demo organisation yet: start Herald with `herald dev`")
+    draft = NotificationDraft(
+        title=title.strip()[:200] or "Hello from the Herald demo",
+        to=[state["subscriber_id"]],
+        body=f"Sent from the demo page at {timezone.now():%H:%M:%S} UTC.",
+        action_url=f"{request.scheme}://{request.get_host()}/demo/#sent",
+        category="demo",
+    )
+    with tenant_context(organization):
+        result = notification_send(organization_id=organization.pk, draft=draft)
+    return JsonResponse({"id": result.id, "seq": result.seq, "recipients": result.recipients}, status=202)
