@@ -159,6 +159,8 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
 # The migrated schema new organisations are provisioned from (tenants/provisioning.py).
 HERALD_TEMPLATE_SCHEMA = "herald_template"
+# One `SET search_path` per tenant switch, not one per query (django-tenants re-issues it after a rollback).
+TENANT_LIMIT_SET_CALLS = True
 # Spare schemas kept ready so sign-up claims one instead of building one (0 = off).
 HERALD_SPARE_SCHEMAS = env_int("HERALD_SPARE_SCHEMAS", 3, minimum=0, maximum=100)
 
