@@ -145,10 +145,14 @@ class HostPages:
 
     def __init__(self) -> None:
         self.pages: dict[str, tuple[bytes, dict[str, str]]] = {}  # path -> (body, headers)
-        pages = self.pages
+        self.routes: dict[str, Callable[[str], str]] = {}  # path -> handler(query) -> text/plain body
+        pages, routes = self.pages, self.routes
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                path, _, query = self.path.partition("?")
+                if path in routes:
+                    pages[path] = (routes[path](query).encode(), {"Content-Type": "text/plain"})
                 body, headers = pages.get(self.path.split("?")[0], (b"not found", {}))
                 self.send_response(200 if self.path.split("?")[0] in pages else 404)
                 self.send_header("Cache-Control", "no-store")
@@ -171,6 +175,12 @@ class HostPages:
         path = f"/app/{uuid.uuid4().hex}"
         headers = {"Content-Type": content_type, **({"Content-Security-Policy": csp} if csp else {})}
         self.pages[path] = (body.encode(), headers)
+        return self.origin + path
+
+    def route(self, handler: Callable[[str], str]) -> str:
+        """A URL whose every GET answers `handler(query string)` as text (a customer's token endpoint)."""
+        path = f"/api/{uuid.uuid4().hex}"
+        self.routes[path] = handler
         return self.origin + path
 
     def close(self) -> None:
