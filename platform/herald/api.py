@@ -106,8 +106,6 @@ def _body_check(request: HttpRequest) -> None:
         declared = 0
     if declared > MAX_BODY_BYTES or len(request.body) > MAX_BODY_BYTES:
         raise Problem("payload-too-large")
-    if request.body:
-        json_body(request)
 
 
 # --- the pipeline --------------------------------------------------------------------
