@@ -1,0 +1,68 @@
+"""A valid key of another organisation finds nothing: 404 (never 403), and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from notifications.models import InboxItem, Message, Subscriber, Topic, TopicSubscription
+from tests.conftest import Org
+from tests.notifications.api_support import problem_type, server_api
+
+
+@pytest.fixture
+def acme_data(acme: Org) -> dict[str, str]:
+    api = server_api(acme)
+    api.put("/v1/subscribers/acme-user", {"name": "Acme User"})
+    api.put("/v1/topics/acme-topic", {})
+    api.post("/v1/topics/acme-topic/subscribers", {"subscriber_ids": ["acme-user"]})
+    sent = api.post("/v1/notifications", {"to": ["acme-user"], "title": "acme secret"})
+    return {"message": sent.json()["id"]}
+
+
+def _acme_unchanged(acme: Org, message: str) -> None:
+    with acme.activate():
+        assert Subscriber.objects.filter(external_id="acme-user", name="Acme User").exists()
+        assert Topic.objects.filter(key="acme-topic").exists()
+        assert TopicSubscription.objects.count() == 1
+        assert Message.objects.count() == 1
+        assert InboxItem.objects.filter(message_id=message, read_at__isnull=True).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/subscribers/acme-user", None),
+        ("DELETE", "/v1/subscribers/acme-user", None),
+        ("GET", "/v1/subscribers/acme-user/notifications", None),
+        ("POST", "/v1/subscribers/acme-user/tokens", {}),
+        ("GET", "/v1/topics/acme-topic/subscribers", None),
+        ("POST", "/v1/topics/acme-topic/subscribers", {"subscriber_ids": ["intruder"]}),
+        ("DELETE", "/v1/topics/acme-topic/subscribers/acme-user", None),
+        ("POST", "/v1/notifications", {"topic": "acme-topic", "title": "x"}),
+        ("GET", "/v1/messages/{message}", None),
+    ],
+)
+def test_other_organisations_key_gets_404(
+    acme: Org, globex: Org, acme_data: dict[str, str], method: str, path: str, body: dict | None
+) -> None:
+    response = server_api(globex).call(method, path.format(**acme_data), body)
+    assert response.status_code == 404, response.content
+    assert problem_type(response) == "not-found"
+    _acme_unchanged(acme, acme_data["message"])
+
+
+def test_other_organisations_lists_and_usage_show_none_of_acme(
+    acme: Org, globex: Org, acme_data: dict[str, str]
+) -> None:
+    api = server_api(globex)
+    assert api.get("/v1/subscribers").json()["items"] == []
+    usage = api.get("/v1/usage").json()
+    assert usage["messages"] == 0 and usage["notifications"] == 0
+    # Writing under the same ids creates globex's own rows, never touches acme's.
+    assert api.put("/v1/subscribers/acme-user", {"name": "Globex's"}).status_code == 200
+    assert api.put("/v1/topics/acme-topic", {"name": "Globex's"}).status_code == 200
+    sent = api.post("/v1/notifications", {"to": ["acme-user"], "title": "globex"})
+    assert sent.status_code == 202 and sent.json()["seq"] == 1
+    _acme_unchanged(acme, acme_data["message"])
+    with globex.activate():
+        assert Subscriber.objects.get(external_id="acme-user").name == "Globex's"
