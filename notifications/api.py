@@ -434,7 +434,12 @@ def topic_subscribers_list(
     }
 
 
-@secret.post("/notifications", response={202: NotificationAccepted}, summary="Send a notification")
+@secret.post(
+    "/notifications",
+    response={202: NotificationAccepted},
+    summary="Send a notification",
+    openapi_extra={"responses": {"404": {"description": "Unknown topic"}}},
+)
 @decorate_view(secret_operation(idempotent=True))
 def notification_send(request: HttpRequest, payload: NotificationIn) -> Status[dict[str, Any]]:
     """Answered once the message and every inbox item are committed. Opted-out subscribers are left out."""

@@ -1,0 +1,85 @@
+"""The OpenAPI document: valid, documents every problem type, and schemathesis finds no 5xx or contradiction."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from herald.problems import PROBLEM_TYPES
+from tenants.models import Organization
+from tests.conftest import Org, make_org
+from tests.notifications.api_support import subscriber_hash_for
+from tests.servers import HeraldServer
+
+
+def test_openapi_document_is_served_and_valid(herald_server: HeraldServer) -> None:
+    import schemathesis
+
+    response = httpx.get(herald_server.url + "/v1/openapi.json", timeout=10)
+    assert response.status_code == 200
+    schema = response.json()
+    schemathesis.openapi.from_dict(schema).validate()  # against the OpenAPI 3.1 meta-schema
+    assert schema["components"]["securitySchemes"]["SecretKey"]["scheme"] == "bearer"
+    for problem in PROBLEM_TYPES.values():
+        assert problem.uri in schema["info"]["description"]
+    send = schema["paths"]["/v1/notifications"]["post"]
+    assert set(send["responses"]) >= {"202", "400", "401", "413", "422", "429"}
+    assert "application/problem+json" in send["responses"]["422"]["content"]
+    inbox = schema["paths"]["/v1/inbox/notifications"]["get"]
+    assert {"PublishableKey": [], "SubscriberId": [], "SubscriberHash": []} in inbox["security"]
+    docs = httpx.get(herald_server.url + "/v1/docs", timeout=10)
+    assert docs.status_code == 200 and "openapi.json" in docs.text
+
+
+def _fuzz(server: HeraldServer, tag: str, headers: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        server.url + "/v1/openapi.json",
+        "--checks",
+        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        "--include-tag",
+        tag,
+        "--max-examples",
+        os.environ.get("HERALD_FUZZ_EXAMPLES", "25"),
+        "--workers",
+        "2",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--suppress-health-check",
+        "all",
+        "--no-color",
+        "--report-dir",
+        str(tmp_path),
+    ]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
+
+
+@pytest.fixture
+def fuzz_org() -> Org:
+    org = make_org("Fuzz")
+    Organization.objects.filter(pk=org.organization.pk).update(plan="enterprise")  # no 429s while fuzzing
+    return org
+
+
+@pytest.mark.parametrize("tag", ["server", "widget"])
+def test_schemathesis_finds_no_server_error_or_schema_contradiction(
+    herald_server: HeraldServer, fuzz_org: Org, tag: str, tmp_path: Path
+) -> None:
+    if tag == "server":
+        headers = {"Authorization": f"Bearer {fuzz_org.secret_key}"}
+    else:
+        headers = {
+            "X-Herald-Publishable-Key": fuzz_org.publishable_key,
+            "X-Herald-Subscriber": "fuzzer",
+            "X-Herald-Subscriber-Hash": subscriber_hash_for(fuzz_org, "fuzzer"),
+        }
+    result = _fuzz(herald_server, tag, headers, tmp_path)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:] + herald_server.output()[-3000:]
