@@ -48,6 +48,12 @@ if not _database_url:
         "PostgreSQL when DATABASE_URL is unset) or set DATABASE_URL=postgresql://user@host:5432/db"
     )
 _db = parse_database_url("DATABASE_URL", _database_url)
+# Under ASGI every request runs in its own thread context, so a persistent
+# connection (CONN_MAX_AGE > 0) is never reused and leaks until "too many
+# clients": connections come from a psycopg pool per process instead.
+DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 10, minimum=0, maximum=500)
+_conn_max_age = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)  # used only without a pool
+_pool_options = {"pool": {"min_size": 1, "max_size": DATABASE_POOL_SIZE, "timeout": 10}} if DATABASE_POOL_SIZE else {}
 DATABASES = {
     "default": {
         "ENGINE": "django_tenants.postgresql_backend",
@@ -56,9 +62,9 @@ DATABASES = {
         "PASSWORD": _db.password,
         "HOST": _db.host,
         "PORT": _db.port,
-        "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
-        "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": {**_db.options},
+        "CONN_MAX_AGE": 0 if DATABASE_POOL_SIZE else _conn_max_age,
+        "CONN_HEALTH_CHECKS": not DATABASE_POOL_SIZE,
+        "OPTIONS": {**_db.options, **_pool_options},
         "TEST": {"NAME": env_str("DATABASE_TEST_NAME") or f"test_{_db.name}"},
     }
 }

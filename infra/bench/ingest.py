@@ -1,0 +1,225 @@
+"""Ingest throughput of the API: single sends, batches, a 10,000-subscriber topic.
+
+    .venv/bin/python infra/bench/ingest.py [--seconds 5] [--workers 2]
+
+Starts embedded PostgreSQL/Redis in a fresh folder (unless DATABASE_URL /
+REDIS_URL are set: then a fresh database there), migrates, creates an
+organisation on the Enterprise plan (so the rate limit does not cap the
+figures) with a secret key, one subscriber and a topic of 10,000 subscribers,
+then serves Herald with `uvicorn --workers 2` on 127.0.0.1 and measures:
+
+- POST /v1/notifications to one subscriber at concurrency 1, 16 and 64:
+  requests/s, p50 and p99 latency (every answer must be 202);
+- POST /v1/notifications/batch (100 notifications each) at concurrency 4:
+  notifications/s;
+- POST /v1/notifications to the 10,000-subscriber topic: time to the 202.
+
+The load generator is a minimal keep-alive HTTP/1.1 client on asyncio in this
+process (one connection per concurrent client), so it costs the server's two
+cores as little as possible. Every phase is bounded by --seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends pre-built requests."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def build_request(path: str, key: str, body: dict) -> bytes:
+    payload = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    ).encode()
+    return head + payload
+
+
+async def load(port: int, raw: bytes, concurrency: int, seconds: float, expect: int) -> tuple[int, list[float], int]:
+    """Send `raw` from `concurrency` clients for `seconds`; (answers, latencies, unexpected statuses)."""
+    latencies: list[float] = []
+    bad = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal bad
+        conn = await Connection.open(port)
+        try:
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                status, _ = await conn.request(raw)
+                latencies.append(time.perf_counter() - start)
+                if status != expect:
+                    bad += 1
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return len(latencies), latencies, bad
+
+
+def setup() -> tuple[str, str]:
+    """Services, migrations, and an organisation with a key, a subscriber and a 10,000-subscriber topic."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    if os.environ.get("DATABASE_URL"):
+        import psycopg
+
+        name = f"herald_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        base, _, _ = os.environ["DATABASE_URL"].rpartition("/")
+        os.environ["DATABASE_URL"] = f"{base}/{name}"
+    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+        os.environ["HERALD_DATA_DIR"] = tempfile.mkdtemp(prefix="hb-", dir="/tmp")
+        from herald.devservices import ensure_services
+
+        ensure_services(quiet=True)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django_tenants.utils import tenant_context
+
+    from notifications.models import Subscriber, Topic, TopicSubscription
+    from tenants.models import Organization
+    from tenants.services import api_key_create, organization_create
+
+    call_command("migrate_schemas", interactive=False, verbosity=0)
+    organization = organization_create(name="Bench", slug=f"bench-{uuid.uuid4().hex[:6]}")
+    Organization.objects.filter(pk=organization.pk).update(plan="enterprise")
+    key = api_key_create(organization=organization, kind="secret", name="bench").key
+    with tenant_context(organization):
+        Subscriber.objects.create(external_id="bench-user")
+        topic = Topic.objects.create(key="everyone")
+        subscribers = Subscriber.objects.bulk_create([Subscriber(external_id=f"member-{i}") for i in range(10_000)])
+        TopicSubscription.objects.bulk_create([TopicSubscription(topic=topic, subscriber=s) for s in subscribers])
+    return key, os.environ["DATABASE_URL"]
+
+
+def serve(port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable, "-m", "uvicorn", "herald.asgi:application",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--lifespan", "off", "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env)  # noqa: S603
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("uvicorn did not start")
+
+
+async def run(port: int, key: str, seconds: float) -> None:
+    single = build_request("/v1/notifications", key, {"to": ["bench-user"], "title": "Bench", "body": "hello"})
+    await load(port, single, 4, 1.0, 202)  # warm up: every worker's connections, caches, statements
+    print("POST /v1/notifications to one subscriber (uvicorn, 2 workers):")
+    for concurrency in (1, 16, 64):
+        count, latencies, bad = await load(port, single, concurrency, seconds, 202)
+        print(
+            f"  concurrency {concurrency:>2}: {count / seconds:8.0f} req/s   "
+            f"p50 {percentile(latencies, 50) * 1000:6.1f} ms   p99 {percentile(latencies, 99) * 1000:6.1f} ms"
+            + (f"   NOT 202: {bad}" if bad else "")
+        )
+    batch_body = {"notifications": [{"to": [f"member-{i}"], "title": "Batch", "body": "b"} for i in range(100)]}
+    batch = build_request("/v1/notifications/batch", key, batch_body)
+    count, latencies, bad = await load(port, batch, 4, seconds, 200)
+    print(
+        f"POST /v1/notifications/batch (100 each, concurrency 4): {count * 100 / seconds:8.0f} notifications/s   "
+        f"p50 {percentile(latencies, 50) * 1000:6.1f} ms per batch" + (f"   NOT 200: {bad}" if bad else "")
+    )
+    topic = build_request("/v1/notifications", key, {"topic": "everyone", "title": "To all 10,000"})
+    timings = []
+    for _ in range(3):
+        conn = await Connection.open(port)
+        start = time.perf_counter()
+        status, body = await conn.request(topic)
+        timings.append(time.perf_counter() - start)
+        conn.close()
+        assert status == 202 and json.loads(body)["recipients"] == 10_000, (status, body[:200])
+    print(
+        f"POST /v1/notifications to a 10,000-subscriber topic: 202 in {statistics.median(timings) * 1000:.0f} ms "
+        f"(median of 3; {', '.join(f'{t * 1000:.0f}' for t in timings)} ms)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    key, _ = setup()
+    port = free_port()
+    server = serve(port, args.workers)
+    try:
+        asyncio.run(run(port, key, args.seconds))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
