@@ -97,3 +97,32 @@ def test_hidden_tab_pauses_reconnecting_and_catches_up_when_visible(
         eventually(lambda: [i["title"] for i in watched.items()] == [f"While hidden {n}" for n in reversed(range(5))])
         assert len(sockets) == 2
         assert watched.badge() == "5"
+
+
+def test_a_reset_after_too_many_missed_reloads_the_inbox_over_http(
+    context: BrowserContext, host_pages: HostPages, widget_org: WidgetOrg
+) -> None:
+    sid = f"u_{uuid.uuid4().hex[:8]}"
+    # This process replays at most 5 missed items; more is a `reset`: reload over HTTP, then stream.
+    with HeraldServer(env={"HERALD_WS_REPLAY_LIMIT": "5"}) as edge:
+        page = context.new_page()
+        watched = watch(page)
+        frames: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+        page.goto(host_pages.add(widget_org.on(edge).page_html(sid)))
+        watched.wait_state("live")
+        widget_org.send(sid, "Seen")
+        eventually(lambda: len(watched.items()) == 1)
+        edge.stop()
+        watched.wait_state("offline")
+        for n in range(8):
+            widget_org.send(sid, f"Missed {n}")
+        edge.start()
+        watched.wait_state("live", timeout=30_000)
+        expected = [f"Missed {n}" for n in reversed(range(8))] + ["Seen"]
+        eventually(lambda: [i["title"] for i in watched.items()] == expected)
+        assert any('"type": "reset"' in frame or '"type":"reset"' in frame for frame in frames)
+        assert watched.badge() == "9"
+        widget_org.send(sid, "After the reset")
+        eventually(lambda: watched.items()[0]["title"] == "After the reset")
+        assert len(watched.items()) == 10

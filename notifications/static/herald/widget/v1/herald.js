@@ -312,7 +312,8 @@ export class HeraldInbox extends HTMLElement {
       if (!this.isConnected) return;
       this._items.clear();
       this._list.replaceChildren();
-      this._cursor = this._next = this._token = null;
+      this._cursor = this._next = this._token = this._loading = null;
+      this._gen = (this._gen || 0) + 1;
       this._loaded = this._dead = false;
       this._st = 'idle';
       this._setUnread(0);
@@ -436,26 +437,40 @@ export class HeraldInbox extends HTMLElement {
   }
 
   /* One page of the inbox over HTTP: the first (cursor null) or the next. */
-  async _load(cursor) {
-    if (this._loading || this._dead) return;
-    this._loading = true;
-    this._more.disabled = true;
+  /* One page of the inbox over HTTP: the first (cursor null) or the next. One at a time. */
+  _load(cursor) {
+    if (this._dead) return Promise.resolve();
+    if (!this._loading) {
+      this._more.disabled = true;
+      this._loading = this._page(cursor).finally(() => {
+        this._loading = null;
+        this._more.disabled = false;
+        this._render();
+      });
+    }
+    return this._loading;
+  }
+
+  async _page(cursor) {
+    const gen = this._gen;
     try {
       const query = `?limit=${PAGE}&archived=false` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : '');
       const page = await this._fetch(`/v1/inbox/notifications${query}`);
       if (!cursor && !this._ws) {
         const count = await this._fetch('/v1/inbox/unread-count');
-        this._setUnread(count.count);
+        if (gen === this._gen) this._setUnread(count.count);
       }
-      for (const item of page.items) this._add(item, false);
+      if (gen !== this._gen) return; // the element was pointed at another subscriber meanwhile
+      for (const item of page.items) {
+        this._add(item, false);
+        // Loaded without the socket: resume after what is shown, so nothing newer is skipped.
+        if (!cursor) this._cursor = Math.max(this._cursor || 0, item.seq);
+      }
+      if (!cursor) this._cursor = this._cursor || 0;
       this._next = page.has_more ? page.next_cursor : null;
       this._loaded = true;
     } catch {
-      /* shown by _fail or retried on the next connect */
-    } finally {
-      this._loading = false;
-      this._more.disabled = false;
-      this._render();
+      /* shown by _fail, or retried on the next connect */
     }
   }
 
@@ -518,11 +533,13 @@ export class HeraldInbox extends HTMLElement {
       case 'ready':
         this._tries = 0;
         this._retried = false;
-        this._st = 'live';
         this._note(this._status, '');
         if (m.cursor != null) this._cursor = Math.max(this._cursor || 0, m.cursor);
         this._setUnread(m.unread_count);
-        if (!this._loaded) this._load(null);
+        // `live` once the inbox is shown and streaming.
+        (this._loaded ? Promise.resolve() : this._load(null)).then(() => {
+          if (this._ws && this._ws.readyState === 1) this._st = 'live';
+        });
         break;
       case 'notification': {
         const item = m.notification;
