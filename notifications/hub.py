@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
+from websockets.frames import Frame, Opcode
 
 from notifications.groups import group_tenant, subscriber_group, topic_group
 
@@ -40,8 +41,25 @@ def dumps(value: Any) -> str:
 
 
 def text_message(frame: dict[str, Any]) -> ASGIMessage:
-    """An ASGI `websocket.send` for `frame`, built once and shareable by every socket."""
+    """An ASGI `websocket.send` for `frame`."""
     return {"type": "websocket.send", "text": dumps(frame)}
+
+
+def shared_text_message(frame: dict[str, Any]) -> ASGIMessage:
+    """An ASGI `websocket.send` for `frame` that also carries the frame serialized once, for every socket.
+
+    Server frames are unmasked, so the bytes on the wire are the same for every
+    socket; sockets served by uvicorn's websockets-sansio protocol get them
+    written straight to their transport (see SocketWriter.push). Uncompressed
+    even where permessage-deflate was negotiated, which RFC 7692 allows.
+    """
+    text = dumps(frame)
+    wire = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+    return {"type": "websocket.send", "text": text, WIRE: wire}
+
+
+# The pre-serialized frame rides in the ASGI message under a key no server reads.
+WIRE = "herald.wire"
 
 
 class SocketWriter:
@@ -58,6 +76,22 @@ class SocketWriter:
     _drain_task: asyncio.Task[None] | None = None
     _dead: bool = False
 
+    # uvicorn's websockets-sansio protocol of this socket, when that is the server (writer_bind).
+    _protocol: Any = None
+
+    def writer_bind(self) -> None:
+        """Once accepted: find the transport pre-serialized frames can be written to directly.
+
+        Relies on uvicorn 0.54's WebSocketsSansIOProtocol (`transport`, `writable`,
+        `close_sent`): pinned in pyproject and exercised by every end-to-end test.
+        Under any other server every frame goes through the ASGI `send`.
+        """
+        protocol = getattr(self.base_send, "__self__", None)
+        if type(protocol).__name__ == "WebSocketsSansIOProtocol" and all(
+            hasattr(protocol, name) for name in ("transport", "writable", "close_sent")
+        ):
+            self._protocol = protocol
+
     def push(self, message: ASGIMessage) -> None:
         """Send `message` after everything pushed before it, without waiting."""
         if self._dead:
@@ -68,6 +102,15 @@ class SocketWriter:
                 return
             self._pending.append(message)
             return
+        protocol = self._protocol
+        if protocol is not None:
+            wire = message.get(WIRE)
+            if wire is not None and protocol.writable.is_set():
+                if protocol.close_sent or protocol.transport.is_closing():
+                    self._dead = True
+                    return
+                protocol.transport.write(wire)
+                return
         step = self.base_send(message)
         try:
             waiting_on = step.send(None)  # type: ignore[attr-defined]
@@ -245,9 +288,9 @@ class Hub:
             self._notification(group, members, event)
         elif kind == "inbox.update":
             frame = {k: v for k, v in event.items() if k not in ("type", "group", "unread_count")}
-            update = text_message({"type": "update", **frame})
+            update = shared_text_message({"type": "update", **frame})
             count = event.get("unread_count")
-            counted = text_message({"type": "unread_count", "count": count}) if isinstance(count, int) else None
+            counted = shared_text_message({"type": "unread_count", "count": count}) if isinstance(count, int) else None
             for member in list(members):
                 member.offer(update)
                 if counted is not None:
@@ -262,7 +305,7 @@ class Hub:
     def _notification(self, group: str, members: set[HubMember], event: dict[str, Any]) -> None:
         payload = event["notification"]
         seq = int(payload["seq"])
-        message = text_message({"type": "notification", "notification": payload, "cursor": seq})
+        message = shared_text_message({"type": "notification", "notification": payload, "cursor": seq})
         category = (payload.get("category") or "") if event.get("audience") in ("topic", "broadcast") else None
         pks = event.get("subscriber_pks")
         if pks is not None:

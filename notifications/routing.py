@@ -18,8 +18,9 @@ from channels.routing import URLRouter
 from django.urls import path, re_path
 
 from notifications.consumers import InboxConsumer
+from tenants.models import Organization
 from tenants.origins import origin_allowed
-from tenants.resolve import api_key_resolve
+from tenants.resolve import ResolvedKey, api_key_resolve
 
 
 async def refuse_handshake(scope: Any, receive: Any, send: Any) -> None:
@@ -53,8 +54,20 @@ class PublishableKeyMiddleware:
         ):
             await refuse_handshake(scope, receive, send)
             return
-        scope = {**scope, "organization": resolved.organization(), "publishable_key": key, "api_key": resolved}
+        scope = {**scope, "organization": _organization(resolved), "publishable_key": key}
         await self.app(scope, receive, send)
+
+
+_organizations: dict[tuple[int, str], Organization] = {}
+
+
+def _organization(resolved: ResolvedKey) -> Organization:
+    """One shared (unsaved, read-only) Organization per tenant for all its sockets: it only names the schema."""
+    key = (resolved.organization_id, resolved.schema_name)
+    found = _organizations.get(key)
+    if found is None:
+        found = _organizations[key] = resolved.organization()
+    return found
 
 
 # URLRouter takes ASGI apps where Django's stubs expect views.
