@@ -175,6 +175,10 @@ def test_archive_load_more_and_keyboard(context: BrowserContext, host_pages: Hos
     assert page.locator("herald-inbox .panel").is_hidden()
     assert page.evaluate(f"{focused}.className") == "bell"
     assert page.locator("herald-inbox .bell").get_attribute("aria-expanded") == "false"
+    # A click elsewhere on the page closes it too.
+    inbox.open_panel()
+    page.locator("main p").click()
+    assert page.locator("herald-inbox .panel").is_hidden()
     # The server agrees: archived is gone from the inbox, the count is 22.
     headers = {
         "X-Herald-Publishable-Key": widget_org.org.publishable_key,
@@ -220,3 +224,28 @@ def test_locale_and_string_overrides(context: BrowserContext, host_pages: HostPa
     assert page.locator("herald-inbox [part=load-more]").text_content() == "Mehr laden"
     page.evaluate("document.querySelector('herald-inbox').setAttribute('locale', 'fr')")
     assert page.locator("herald-inbox .tog").get_attribute("aria-label") == "Marquer comme lu: Hallo"
+
+
+def test_customers_restyle_it_with_custom_properties_and_parts(
+    context: BrowserContext, host_pages: HostPages, widget_org: WidgetOrg
+) -> None:
+    sid = subscriber()
+    widget_org.send(sid, "Styled")
+    css = host_pages.add(
+        "herald-inbox { --herald-accent: rgb(1, 2, 3); --herald-radius: 3px; }"
+        " herald-inbox::part(badge) { background: rgb(4, 5, 6); }"
+        " herald-inbox::part(item-title) { letter-spacing: 2px; }",
+        content_type="text/css; charset=utf-8",
+    )
+    page = context.new_page()
+    inbox = watch(page)
+    page.goto(host_pages.add(widget_org.page_html(sid, stylesheet=css, extra={"theme": "dark"})))
+    inbox.wait_state("live")
+    inbox.open_panel()
+    style = "(el, prop) => getComputedStyle(el)[prop]"
+    assert page.locator("herald-inbox .badge").evaluate(style, "backgroundColor") == "rgb(4, 5, 6)"
+    assert page.locator("herald-inbox .all").evaluate(style, "color") == "rgb(1, 2, 3)"
+    assert page.locator("herald-inbox .panel").evaluate(style, "borderTopLeftRadius") == "3px"
+    assert page.locator("herald-inbox .t").evaluate(style, "letterSpacing") == "2px"
+    # theme="dark" without the customer touching the background: the dark palette.
+    assert page.locator("herald-inbox .panel").evaluate(style, "backgroundColor") == "rgb(22, 27, 34)"
