@@ -130,17 +130,19 @@ def subscriber_delete(*, external_id: str) -> bool:
     return True
 
 
+SUBSCRIBERS_ENSURE_SQL = f"""
+INSERT INTO {T_SUBSCRIBER} (external_id, name, email, locale, data, created_at, updated_at)
+SELECT x, '', '', '', '{{}}'::jsonb, now(), now() FROM unnest(%s::text[]) AS x ORDER BY x
+ON CONFLICT (external_id) DO NOTHING
+"""
+
+
 def subscribers_ensure(external_ids: list[str]) -> None:
     """Create the subscribers of `external_ids` that do not exist yet (one statement, sorted to order locks)."""
     if not external_ids:
         return
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""INSERT INTO {T_SUBSCRIBER} (external_id, name, email, locale, data, created_at, updated_at)
-                SELECT x, '', '', '', '{{}}'::jsonb, now(), now() FROM unnest(%s::text[]) AS x ORDER BY x
-                ON CONFLICT (external_id) DO NOTHING""",
-            [sorted(set(external_ids))],
-        )
+        cursor.execute(SUBSCRIBERS_ENSURE_SQL, [sorted(set(external_ids))])
 
 
 # --- topics ------------------------------------------------------------------------------
@@ -227,7 +229,7 @@ class SendResult:
         return {"id": self.id, "seq": self.seq, "recipients": self.recipients}
 
 
-_SEND_SQL = f"""
+SEND_SQL = f"""
 WITH items AS (
     SELECT * FROM json_to_recordset(%(items)s::json) AS x(
         ord int, id uuid, audience text, topic_id bigint, title text, body text, action_url text,
@@ -283,11 +285,17 @@ ORDER BY n.ord
 PUBLISH_PK_LIMIT = 1000
 
 
-def _messages_write(
-    *, organization_id: int, drafts: list[NotificationDraft], topic_pks: dict[str, int]
-) -> list[SendResult]:
-    """Write `drafts` (audiences already checked) with one statement; schedule their publication."""
-    subscribers_ensure([external_id for d in drafts for external_id in (d.to or [])])
+@dataclass(frozen=True)
+class PreparedSend:
+    """What SEND_SQL takes for a list of drafts, and what reading its rows needs."""
+
+    ids: list[uuid.UUID]
+    now: datetime
+    params: dict[str, Any]
+
+
+def send_prepare(drafts: list[NotificationDraft], topic_pks: dict[str, int]) -> PreparedSend:
+    """The parameters of SEND_SQL for `drafts` (audiences already checked)."""
     now = timezone.now()
     ids = [uuid.uuid4() for _ in drafts]
     items = [
@@ -305,17 +313,27 @@ def _messages_write(
         }
         for index, draft in enumerate(drafts)
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _SEND_SQL,
-            {"items": json.dumps(items), "n": len(items), "now": now, "pk_limit": PUBLISH_PK_LIMIT},
-        )
-        rows = cursor.fetchall()
-    results = []
-    for (_, seq, recipients, sids), draft, message_id in zip(rows, drafts, ids, strict=True):
-        results.append(SendResult(id=str(message_id), seq=int(seq), recipients=int(recipients)))
-        if recipients == 0:
-            continue
+    params = {"items": json.dumps(items), "n": len(items), "now": now, "pk_limit": PUBLISH_PK_LIMIT}
+    return PreparedSend(ids=ids, now=now, params=params)
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message as written: the sender's result and what its publication needs."""
+
+    result: SendResult
+    notification: dict[str, Any]
+    audience: str
+    topic_pk: int | None
+    subscriber_pks: list[int] | None
+
+
+def send_results(
+    prepared: PreparedSend, drafts: list[NotificationDraft], topic_pks: dict[str, int], rows: list[Any]
+) -> list[SentMessage]:
+    """Read SEND_SQL's rows: one SentMessage per draft, in order."""
+    sent = []
+    for (_, seq, recipients, sids), draft, message_id in zip(rows, drafts, prepared.ids, strict=True):
         message = Message(
             id=message_id,
             seq=seq,
@@ -325,16 +343,40 @@ def _messages_write(
             action_url=draft.action_url,
             category=draft.category,
             data=draft.data,
-            created_at=now,
+            created_at=prepared.now,
         )
-        publish_message_after_commit(
-            organization_id=organization_id,
-            notification=inbox_item_payload(message),
-            audience=draft.audience,
-            topic_pk=topic_pks.get(draft.topic) if draft.topic is not None else None,
-            subscriber_pks=list(sids) if sids is not None else None,
+        sent.append(
+            SentMessage(
+                result=SendResult(id=str(message_id), seq=int(seq), recipients=int(recipients)),
+                notification=inbox_item_payload(message),
+                audience=draft.audience,
+                topic_pk=topic_pks.get(draft.topic) if draft.topic is not None else None,
+                subscriber_pks=list(sids) if sids is not None else None,
+            )
         )
-    return results
+    return sent
+
+
+def _messages_write(
+    *, organization_id: int, drafts: list[NotificationDraft], topic_pks: dict[str, int]
+) -> list[SendResult]:
+    """Write `drafts` (audiences already checked) with one statement; schedule their publication."""
+    subscribers_ensure([external_id for d in drafts for external_id in (d.to or [])])
+    prepared = send_prepare(drafts, topic_pks)
+    with connection.cursor() as cursor:
+        cursor.execute(SEND_SQL, prepared.params)
+        rows = cursor.fetchall()
+    sent = send_results(prepared, drafts, topic_pks, rows)
+    for message in sent:
+        if message.result.recipients:
+            publish_message_after_commit(
+                organization_id=organization_id,
+                notification=message.notification,
+                audience=message.audience,
+                topic_pk=message.topic_pk,
+                subscriber_pks=message.subscriber_pks,
+            )
+    return [message.result for message in sent]
 
 
 def _topic_pks(keys: set[str]) -> dict[str, int]:

@@ -17,6 +17,7 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -99,6 +100,42 @@ def _last_used_key(api_key_id: int) -> str:
     return f"herald:lu:{int(api_key_id)}"
 
 
+def _decision(limits_rate: float, burst: int, window: int, allowed: int, remaining: int, retry_ms: int) -> RateDecision:
+    return RateDecision(
+        allowed=bool(allowed),
+        limit=burst,
+        remaining=max(0, int(remaining)),
+        retry_after=max(1, math.ceil(int(retry_ms) / 1000)) if not allowed else 0,
+        window=window,
+    )
+
+
+@lru_cache(maxsize=1)
+def _async_script() -> Any:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(str(settings.REDIS_URL), socket_timeout=1.0, socket_connect_timeout=1.0)
+    return client.register_script(_SCRIPT)
+
+
+async def rate_limit_take_async(*, api_key_id: int, plan: str) -> tuple[RateDecision, bool]:
+    """rate_limit_take for async code on one long-lived loop; also says whether to touch `last_used_at`.
+
+    The caller writes `last_used_at` itself when told to (in its own transaction).
+    """
+    limits = plan_for(plan)
+    rate, burst = float(limits.rate_per_second), int(limits.burst)
+    window = max(1, math.ceil(burst / rate))
+    try:
+        allowed, remaining, retry_ms, touch = await _async_script()(
+            keys=[bucket_key(api_key_id), _last_used_key(api_key_id)], args=[rate, burst]
+        )
+    except redis.RedisError:
+        logger.warning("rate limiter unavailable; letting the request through", exc_info=True)
+        return RateDecision(allowed=True, limit=burst, remaining=burst, retry_after=0, window=window), False
+    return _decision(rate, burst, window, allowed, remaining, retry_ms), bool(touch)
+
+
 def rate_limit_take(*, api_key_id: int, plan: str) -> RateDecision:
     """Take one token from the key's bucket; touch `last_used_at` at most once a minute."""
     limits = plan_for(plan)
@@ -113,10 +150,4 @@ def rate_limit_take(*, api_key_id: int, plan: str) -> RateDecision:
         return RateDecision(allowed=True, limit=burst, remaining=burst, retry_after=0, window=window)
     if touch:
         ApiKey.objects.filter(pk=api_key_id).update(last_used_at=timezone.now())
-    return RateDecision(
-        allowed=bool(allowed),
-        limit=burst,
-        remaining=max(0, int(remaining)),
-        retry_after=max(1, math.ceil(int(retry_ms) / 1000)) if not allowed else 0,
-        window=window,
-    )
+    return _decision(rate, burst, window, allowed, remaining, retry_ms)

@@ -76,13 +76,10 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def json_body(request: HttpRequest) -> Any:
-    """The request's JSON, parsed once; Problem(invalid-json) for anything PostgreSQL could not store."""
-    cached = getattr(request, "_herald_json", None)
-    if cached is not None:
-        return cached[0]
+def json_parse(body: bytes) -> Any:
+    """Parse a request body; Problem(invalid-json) for anything PostgreSQL could not store."""
     try:
-        text = request.body.decode("utf-8")
+        text = body.decode("utf-8")
         data = json.loads(text, parse_constant=_refuse_constant)
         # Lone surrogates and NUL cannot be stored in PostgreSQL text or jsonb.
         json.dumps(data, ensure_ascii=False).encode("utf-8")
@@ -90,6 +87,15 @@ def json_body(request: HttpRequest) -> Any:
         raise Problem("invalid-json", f"The request body is not valid JSON: {exc}") from None
     if "\\u0000" in text or "\x00" in text:
         raise Problem("invalid-json", "JSON strings must not contain NUL (\\u0000)")
+    return data
+
+
+def json_body(request: HttpRequest) -> Any:
+    """The request's JSON, parsed once."""
+    cached = getattr(request, "_herald_json", None)
+    if cached is not None:
+        return cached[0]
+    data = json_parse(request.body)
     request._herald_json = (data,)  # type: ignore[attr-defined]
     return data
 
@@ -408,9 +414,10 @@ api = HeraldAPI(
 )
 
 
-def _validation_errors(exc: NinjaValidationError) -> list[dict[str, Any]]:
+def validation_errors(raw_errors: Any) -> list[dict[str, Any]]:
+    """pydantic / django-ninja errors as the `errors` member of a validation-error problem."""
     errors = []
-    for error in exc.errors:
+    for error in raw_errors:
         loc = [part for part in error.get("loc", ()) if isinstance(part, str | int)]
         errors.append(
             {
@@ -430,7 +437,7 @@ def _on_problem(request: HttpRequest, exc: Problem) -> HttpResponse:
 
 @api.exception_handler(NinjaValidationError)
 def _on_validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
-    errors = _validation_errors(exc)
+    errors = validation_errors(exc.errors)
     detail = "; ".join(f"{e['field'] or 'body'}: {e['msg']}" for e in errors[:5]) or None
     return problem_response("validation-error", detail, instance=request.path, errors=errors)
 

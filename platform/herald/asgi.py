@@ -12,6 +12,7 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from notifications.ingest import lean_http  # noqa: E402
 from notifications.routing import websocket_application  # noqa: E402
 
 # No AuthMiddlewareStack: sockets are widgets' (publishable key + subscriber
@@ -19,7 +20,8 @@ from notifications.routing import websocket_application  # noqa: E402
 # the shared connection last had (DESIGN.md, Measured).
 application = ProtocolTypeRouter(
     {
-        "http": django_application,
+        # POST /v1/notifications on a lean path with group commit; the rest through Django.
+        "http": lean_http(django_application),
         "websocket": websocket_application,
     }
 )

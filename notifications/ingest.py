@@ -1,0 +1,379 @@
+"""The lean path of `POST /v1/notifications`: a slim ASGI handler with group commit.
+
+Sending is Herald's hot path (DESIGN.md, "Measured"): Django's stock ASGI
+handler, its middleware and an ORM call through `sync_to_async` cost several
+milliseconds a request, and each commit's fsync another. So in the server
+process this one route is served here, on the event loop, and is otherwise
+the same operation as notifications.api.notification_send:
+
+- the same key resolution (the key cache entry tenants.resolve writes, read
+  with async Redis; a miss falls back to `api_key_resolve`), the same token
+  bucket and `last_used_at` rule, the same problem types;
+- the same validation (notifications.api.NotificationIn) and the same SQL
+  (notifications.services.SEND_SQL);
+- concurrent sends of one organisation are coalesced: while one transaction
+  commits, the next requests queue, and then go together in ONE transaction
+  (one sequence take, one INSERT of all messages and inbox items, one fsync).
+  Each 202 is still sent only after the transaction holding its row committed.
+
+Requests with an Idempotency-Key, and every other route, go to Django.
+`HERALD_LEAN_INGEST=0` sends everything to Django.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import pickle
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from herald.api import MAX_BODY_BYTES, json_parse, validation_errors
+from herald.problems import PROBLEM_CONTENT_TYPE, Problem
+from notifications.services import (
+    SEND_SQL,
+    SUBSCRIBERS_ENSURE_SQL,
+    T_TOPIC,
+    NotificationDraft,
+    SendResult,
+    SentMessage,
+    send_prepare,
+    send_results,
+)
+from tenants.keys import key_hash, key_kind
+from tenants.models import ApiKey
+from tenants.ratelimit import RateDecision, rate_limit_take_async
+from tenants.resolve import KEY_CACHE_SECONDS, ResolvedKey, api_key_resolve
+
+logger = logging.getLogger(__name__)
+
+ASGIApp = Callable[..., Awaitable[None]]
+PATH = "/v1/notifications"
+MAX_GROUP = 200  # notifications per transaction
+T_APIKEY = ApiKey._meta.db_table
+_background: set[asyncio.Task[Any]] = set()
+
+
+# --- database ---------------------------------------------------------------------------
+
+
+class _Database:
+    """One psycopg async pool per process, opened on first use on the server's loop."""
+
+    def __init__(self) -> None:
+        self.pool: Any = None
+        self._lock: asyncio.Lock | None = None
+
+    async def get(self) -> Any:
+        if self.pool is None:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if self.pool is None:
+                    from psycopg.conninfo import make_conninfo
+                    from psycopg_pool import AsyncConnectionPool
+
+                    db = settings.DATABASES["default"]
+                    conninfo = make_conninfo(
+                        dbname=str(db["NAME"]),
+                        user=str(db["USER"] or "") or None,
+                        password=str(db["PASSWORD"] or "") or None,
+                        host=str(db["HOST"] or "") or None,
+                        port=str(db["PORT"] or "") or None,
+                    )
+                    size = int(os.environ.get("HERALD_INGEST_POOL_SIZE", "4"))
+                    pool = AsyncConnectionPool(conninfo, min_size=1, max_size=size, open=False, timeout=10)
+                    await pool.open()
+                    self.pool = pool
+        return self.pool
+
+
+_database = _Database()
+
+
+# --- group commit -------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    draft: NotificationDraft
+    future: asyncio.Future[SendResult]
+    touch_key: int | None
+
+
+@dataclass
+class _Queue:
+    items: list[_Pending] = field(default_factory=list)
+    running: bool = False
+
+
+_queues: dict[str, _Queue] = {}
+
+
+async def notification_send_grouped(*, key: ResolvedKey, draft: NotificationDraft, touch: bool) -> SendResult:
+    """Send one notification in the next transaction of its organisation; the result once committed."""
+    queue = _queues.setdefault(key.schema_name, _Queue())
+    future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+    queue.items.append(_Pending(draft=draft, future=future, touch_key=key.api_key_id if touch else None))
+    if not queue.running:
+        queue.running = True
+        _spawn(_drain(key, queue))
+    return await future
+
+
+def _spawn(coroutine: Awaitable[Any]) -> None:
+    task = asyncio.ensure_future(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _drain(key: ResolvedKey, queue: _Queue) -> None:
+    try:
+        while queue.items:
+            group, queue.items = queue.items[:MAX_GROUP], queue.items[MAX_GROUP:]
+            try:
+                await _flush(key, group)
+            except Exception as exc:  # noqa: BLE001 - every waiter gets the failure, the loop goes on
+                logger.exception("group commit of %d notifications failed", len(group))
+                for pending in group:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+    finally:
+        queue.running = False
+
+
+async def _flush(key: ResolvedKey, group: list[_Pending]) -> None:
+    """One transaction for `group`: topics, new subscribers, messages + inbox items + sequence, last_used_at."""
+    pool = await _database.get()
+    schema = key.schema_name.replace('"', '""')
+    topics = sorted({p.draft.topic for p in group if p.draft.topic is not None})
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+            topic_pks: dict[str, int] = {}
+            if topics:
+                cursor = await conn.execute(f"SELECT key, id FROM {T_TOPIC} WHERE key = ANY(%s)", [topics])
+                topic_pks = {row[0]: int(row[1]) for row in await cursor.fetchall()}
+            ready = []
+            for pending in group:
+                if pending.draft.topic is not None and pending.draft.topic not in topic_pks:
+                    pending.future.set_exception(Problem("not-found", f"No topic {pending.draft.topic!r}"))
+                else:
+                    ready.append(pending)
+            external_ids = sorted({i for p in ready for i in (p.draft.to or [])})
+            if external_ids:
+                await conn.execute(SUBSCRIBERS_ENSURE_SQL, [external_ids])
+            sent: list[SentMessage] = []
+            if ready:
+                drafts = [p.draft for p in ready]
+                prepared = send_prepare(drafts, topic_pks)
+                cursor = await conn.execute(SEND_SQL, prepared.params)
+                sent = send_results(prepared, drafts, topic_pks, await cursor.fetchall())
+            touched = sorted({p.touch_key for p in group if p.touch_key is not None})
+            if touched:
+                await conn.execute(
+                    f"UPDATE public.{T_APIKEY} SET last_used_at = %s WHERE id = ANY(%s)", [timezone.now(), touched]
+                )
+    # Committed: answer every sender, then publish (a hint; clients recover by cursor).
+    for pending, message in zip(ready, sent, strict=True):
+        pending.future.set_result(message.result)
+    if any(message.result.recipients for message in sent):
+        _spawn(_publish(key.organization_id, sent))
+
+
+async def _publish(organization_id: int, sent: list[SentMessage]) -> None:
+    from notifications.realtime import agroup_send, message_events
+
+    for message in sent:
+        if not message.result.recipients:
+            continue
+        for group, event in message_events(
+            organization_id=organization_id,
+            notification=message.notification,
+            audience=message.audience,
+            topic_pk=message.topic_pk,
+            subscriber_pks=message.subscriber_pks,
+        ):
+            await agroup_send(group, event)
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _RedisHolder:
+    client: Any = None
+
+    def get(self) -> Any:
+        if self.client is None:
+            import redis.asyncio as aioredis
+
+            self.client = aioredis.Redis.from_url(str(settings.REDIS_URL), socket_timeout=1.0)
+        return self.client
+
+
+_redis = _RedisHolder()
+
+
+async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
+    """tenants.resolve.request_secret_key for the event loop: the key cache read with async Redis."""
+    if not authorization:
+        raise Problem("authentication-required")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Problem("authentication-required", "Authorization must be `Bearer <key>`")
+    kind = key_kind(token)
+    if kind == "publishable":
+        raise Problem("publishable-key-not-allowed")
+    if kind != "secret":
+        raise Problem("invalid-api-key")
+    hashed = key_hash(token)
+    resolved: ResolvedKey | None = None
+    try:
+        # The entry api_key_resolve caches (django_tenants.cache.make_key in the public schema, version 1).
+        raw = await _redis.get().get(f"public::1:apikey:{hashed}")
+        if raw is not None:
+            cached = pickle.loads(raw)  # noqa: S301 - written by our own cache, in our own Redis
+            if isinstance(cached, ResolvedKey):
+                resolved = cached
+    except Exception:  # noqa: BLE001 - fall back to the sync path, which reads the database
+        logger.warning("key cache unavailable", exc_info=True)
+    if resolved is None:
+        resolved = await sync_to_async(api_key_resolve, thread_sensitive=False)(token)
+        if resolved is None:
+            raise Problem("invalid-api-key")
+    if not hmac.compare_digest(resolved.key_hash, hashed) or resolved.kind != "secret":
+        raise Problem("invalid-api-key")
+    if resolved.expires_at is not None and resolved.expires_at <= timezone.now():
+        raise Problem("invalid-api-key")
+    return resolved
+
+
+assert KEY_CACHE_SECONDS > 0
+
+
+# --- ASGI -------------------------------------------------------------------------------------
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def _respond(
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+    status: int,
+    body: dict[str, Any],
+    *,
+    content_type: str = "application/json",
+    extra: dict[str, str] | None = None,
+) -> None:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _problem(
+    send: Callable[[dict[str, Any]], Awaitable[None]], problem: Problem, decision: RateDecision | None
+) -> None:
+    response = problem.response(PATH)
+    headers = {**(decision.headers() if decision else {}), **problem.headers}
+    await _respond(
+        send, response.status_code, json.loads(response.content), content_type=PROBLEM_CONTENT_TYPE, extra=headers
+    )
+
+
+async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes | None:
+    """The whole body, or None when it is over the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionResetError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def ingest(scope: dict[str, Any], receive: Any, send: Any, django: ASGIApp) -> None:
+    """POST /v1/notifications on the event loop; Idempotency-Key requests go to Django."""
+    from notifications.api import NotificationIn
+
+    headers = _headers(scope)
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        await _problem(send, Problem("payload-too-large"), None)
+        return
+    body = await _read_body(receive)
+    if body is None:
+        await _problem(send, Problem("payload-too-large"), None)
+        return
+    if "idempotency-key" in headers:
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return dict(await receive())
+
+        await django(scope, replay, send)
+        return
+    decision: RateDecision | None = None
+    try:
+        key = await secret_key_resolve(headers.get("authorization"))
+        decision, touch = await rate_limit_take_async(api_key_id=key.api_key_id, plan=key.plan)
+        if not decision.allowed:
+            raise Problem("rate-limited", headers=decision.headers())
+        data = json_parse(body) if body else None
+        try:
+            payload = NotificationIn.model_validate(data)
+        except pydantic.ValidationError as exc:
+            errors = validation_errors(
+                {**error, "loc": ("body", "payload", *error.get("loc", ()))} for error in exc.errors()
+            )
+            detail = "; ".join(f"{e['field']}: {e['msg']}" for e in errors[:5])
+            raise Problem("validation-error", detail, errors=errors) from None
+        result = await notification_send_grouped(key=key, draft=payload.draft(), touch=touch)
+    except Problem as problem:
+        await _problem(send, problem, decision)
+        return
+    except Exception:
+        logger.exception("unhandled error in POST %s", PATH)
+        await _problem(send, Problem("internal-error"), decision)
+        return
+    await _respond(send, 202, result.as_dict(), extra=decision.headers())
+
+
+def lean_http(django: ASGIApp) -> ASGIApp:
+    """The HTTP application: the lean send path in front of Django."""
+    if os.environ.get("HERALD_LEAN_INGEST", "1").lower() in ("0", "false", "no", "off"):
+        return django
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH:
+            try:
+                await ingest(scope, receive, send, django)
+            except ConnectionResetError:
+                return
+            return
+        await django(scope, receive, send)
+
+    return application

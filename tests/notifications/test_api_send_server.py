@@ -1,0 +1,146 @@
+"""POST /v1/notifications through uvicorn: the lean path with group commit behaves like the Django view."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection
+
+from notifications.groups import subscriber_group
+from notifications.models import InboxItem, Message, Preference, Subscriber
+from tenants.keys import key_hash
+from tenants.models import ApiKey
+from tenants.ratelimit import bucket_key, redis_client
+from tenants.services import api_key_revoke
+from tests.conftest import Org
+from tests.notifications.api_support import server_api
+from tests.servers import HeraldServer
+
+
+def _post(server: HeraldServer, key: str | None, body: object, **headers: str) -> httpx.Response:
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return httpx.post(server.url + "/v1/notifications", json=body, headers=headers, timeout=20)
+
+
+def test_concurrent_sends_each_get_their_own_committed_sequence(acme: Org, herald_server: HeraldServer) -> None:
+    def send(i: int) -> httpx.Response:
+        response = _post(herald_server, acme.secret_key, {"to": [f"user-{i % 5}"], "title": f"n{i}"})
+        if response.status_code == 202:
+            try:
+                with acme.activate():  # committed before the 202
+                    assert Message.objects.filter(pk=response.json()["id"]).exists()
+            finally:
+                connection.close()  # back to the pool: this thread is not Django's
+        return response
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(send, range(48)))
+    assert [r.status_code for r in responses] == [202] * 48, [r.text for r in responses if r.status_code != 202]
+    seqs = sorted(r.json()["seq"] for r in responses)
+    assert seqs == list(range(1, 49))
+    assert all(r.json()["recipients"] == 1 for r in responses)
+    assert "limit=" in responses[0].headers["RateLimit"]
+    with acme.activate():
+        assert Message.objects.count() == 48 and InboxItem.objects.count() == 48
+        assert Subscriber.objects.count() == 5
+
+
+def test_refusals_through_the_server(acme: Org, herald_server: HeraldServer) -> None:
+    cases = [
+        (None, {"to": ["a"], "title": "x"}, 401, "authentication-required"),
+        (acme.publishable_key, {"to": ["a"], "title": "x"}, 401, "publishable-key-not-allowed"),
+        (acme.secret_key[:-2] + "zz", {"to": ["a"], "title": "x"}, 401, "invalid-api-key"),
+        (acme.secret_key, {"to": ["a"]}, 422, "validation-error"),
+        (acme.secret_key, {"to": ["a"], "title": "x", "extra": 1}, 422, "validation-error"),
+        (acme.secret_key, {"to": ["a"], "topic": "t", "title": "x"}, 422, "validation-error"),
+        (acme.secret_key, {"to": ["a"], "title": "x", "action_url": "javascript:x"}, 422, "validation-error"),
+        (acme.secret_key, {"topic": "missing", "title": "x"}, 404, "not-found"),
+    ]
+    for key, body, status, kind in cases:
+        response = _post(herald_server, key, body)
+        assert response.status_code == status, (body, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"] == f"https://herald.dev/problems/{kind}"
+    fields = [e["field"] for e in _post(herald_server, acme.secret_key, {"to": ["a"]}).json()["errors"]]
+    assert fields == ["body.payload.title"]
+    with acme.activate():
+        assert not Message.objects.exists() and not Subscriber.objects.exists()
+
+
+def test_revoked_key_is_refused_by_the_server_at_once(acme: Org, herald_server: HeraldServer) -> None:
+    assert _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"}).status_code == 202
+    api_key_revoke(api_key=ApiKey.objects.get(key_hash=key_hash(acme.secret_key)))
+    response = _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"})
+    assert response.status_code == 401 and response.json()["type"].endswith("/invalid-api-key")
+
+
+def test_server_path_rate_limits_and_touches_last_used(acme: Org, globex: Org, herald_server: HeraldServer) -> None:
+    row = ApiKey.objects.get(key_hash=key_hash(acme.secret_key))
+    assert _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"}).status_code == 202
+    row.refresh_from_db()
+    assert row.last_used_at is not None
+    redis_client().hset(bucket_key(row.pk), mapping={"tokens": "-100", "ts": str(int(time.time() * 1000) + 10_000)})
+    limited = _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"})
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert limited.json()["type"].endswith("/rate-limited") and "remaining=0" in limited.headers["RateLimit"]
+    assert _post(herald_server, globex.secret_key, {"to": ["a"], "title": "x"}).status_code == 202
+    with acme.activate():
+        assert Message.objects.count() == 1
+
+
+def test_server_path_respects_opt_outs_and_idempotency(acme: Org, herald_server: HeraldServer) -> None:
+    api = server_api(acme)
+    api.put("/v1/subscribers/out", {})
+    api.put("/v1/subscribers/in", {})
+    with acme.activate():
+        Preference.objects.create(subscriber=Subscriber.objects.get(external_id="out"), category="promo", enabled=False)
+    sent = _post(herald_server, acme.secret_key, {"to": ["out", "in"], "title": "x", "category": "promo"})
+    assert sent.json()["recipients"] == 1
+    first = _post(herald_server, acme.secret_key, {"to": ["in"], "title": "once"}, **{"Idempotency-Key": "k"})
+    again = _post(herald_server, acme.secret_key, {"to": ["in"], "title": "once"}, **{"Idempotency-Key": "k"})
+    assert first.status_code == again.status_code == 202 and first.json() == again.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_oversized_body_is_413_before_anything_else(herald_server: HeraldServer) -> None:
+    response = httpx.post(
+        herald_server.url + "/v1/notifications",
+        content=b"x" * (256 * 1024 + 1),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413 and response.json()["type"].endswith("/payload-too-large")
+
+
+async def test_a_send_is_published_to_the_subscribers_group_after_commit(
+    acme: Org, herald_server: HeraldServer
+) -> None:
+    await sync_to_async(server_api(acme).put)("/v1/subscribers/live", {})
+
+    def pk() -> int:
+        try:
+            with acme.activate():
+                return Subscriber.objects.get(external_id="live").pk
+        finally:
+            connection.close()  # back to the pool: this thread is not Django's
+
+    layer = get_channel_layer()
+    assert layer is not None
+    channel = await layer.new_channel()
+    await layer.group_add(subscriber_group(acme.organization.pk, await sync_to_async(pk)()), channel)
+    async with httpx.AsyncClient(base_url=herald_server.url, timeout=20) as client:
+        response = await client.post(
+            "/v1/notifications",
+            json={"to": ["live"], "title": "Live!"},
+            headers={"Authorization": f"Bearer {acme.secret_key}"},
+        )
+    assert response.status_code == 202
+    event = await asyncio.wait_for(layer.receive(channel), 10)
+    assert event["type"] == "notification.new"
+    assert event["notification"]["id"] == response.json()["id"] and event["notification"]["title"] == "Live!"
+    assert event["notification"]["seq"] == response.json()["seq"]
