@@ -314,7 +314,8 @@ export class HeraldInbox extends HTMLElement {
       this._list.replaceChildren();
       this._cursor = this._next = this._token = this._loading = null;
       this._gen = (this._gen || 0) + 1;
-      this._loaded = this._dead = false;
+      this._loaded = this._dead = this._retried = false;
+      this._tries = 0;
       this._st = 'idle';
       this._setUnread(0);
       this._note(this._error, '');
@@ -325,6 +326,7 @@ export class HeraldInbox extends HTMLElement {
   }
 
   _stop() {
+    clearInterval(this._clock);
     clearTimeout(this._timer);
     clearTimeout(this._refresh);
     clearInterval(this._beat);
@@ -436,7 +438,6 @@ export class HeraldInbox extends HTMLElement {
     return this._fetch(path, 'POST').catch(() => {});
   }
 
-  /* One page of the inbox over HTTP: the first (cursor null) or the next. */
   /* One page of the inbox over HTTP: the first (cursor null) or the next. One at a time. */
   _load(cursor) {
     if (this._dead) return Promise.resolve();
@@ -534,7 +535,9 @@ export class HeraldInbox extends HTMLElement {
         this._tries = 0;
         this._retried = false;
         this._note(this._status, '');
-        if (m.cursor != null) this._cursor = Math.max(this._cursor || 0, m.cursor);
+        // Adopt the server's cursor only on a first connect (the HTTP load below covers up to it);
+        // later, resume after the last item really received, so frames lost in a drop come again.
+        if (this._cursor == null) this._cursor = m.cursor ?? null;
         this._setUnread(m.unread_count);
         // `live` once the inbox is shown and streaming.
         (this._loaded ? Promise.resolve() : this._load(null)).then(() => {
