@@ -15,6 +15,7 @@ from infra.browser import BrowserMissingError, executable_path, find_executable,
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.browser
 def test_the_browser_found_is_an_executable_file() -> None:
     path = executable_path()
     assert Path(path).is_file() and os.access(path, os.X_OK)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext
 
+from notifications.widget import widget_source
 from tests.servers import HeraldServer
 from tests.widget.conftest import HostPages, Watched, WidgetOrg, eventually, watch
 
@@ -249,3 +250,21 @@ def test_customers_restyle_it_with_custom_properties_and_parts(
     assert page.locator("herald-inbox .t").evaluate(style, "letterSpacing") == "2px"
     # theme="dark" without the customer touching the background: the dark palette.
     assert page.locator("herald-inbox .panel").evaluate(style, "backgroundColor") == "rgb(22, 27, 34)"
+
+
+def test_server_attribute_points_a_self_hosted_copy_at_herald(
+    context: BrowserContext, host_pages: HostPages, widget_org: WidgetOrg
+) -> None:
+    """A customer serving the module from its own origin names Herald with `server`."""
+    sid = subscriber()
+    widget_org.send(sid, "Found my way home")
+    copy = host_pages.add(widget_source().decode(), content_type="text/javascript; charset=utf-8")
+    page_html = widget_org.page_html(sid, extra={"server": widget_org.server.url + "/"}).replace(
+        f"{widget_org.server.url}/widget/v1/herald.js", copy
+    )
+    assert copy in page_html
+    page = context.new_page()
+    inbox = watch(page)
+    page.goto(host_pages.add(page_html))
+    inbox.wait_state("live")
+    assert [i["title"] for i in inbox.items()] == ["Found my way home"]
