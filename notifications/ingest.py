@@ -1,4 +1,4 @@
-"""The lean path of `POST /v1/notifications`: a slim ASGI handler with group commit.
+"""The lean path of `POST /v1/notifications` (and /batch): a slim ASGI handler with group commit.
 
 Sending is Herald's hot path (DESIGN.md, "Measured"): Django's stock ASGI
 handler, its middleware and an ORM call through `sync_to_async` cost several
@@ -16,7 +16,9 @@ the same operation as notifications.api.notification_send:
   (one sequence take, one INSERT of all messages and inbox items, one fsync).
   Each 202 is still sent only after the transaction holding its row committed.
 
-Requests with an Idempotency-Key, and every other route, go to Django.
+Batches go the same way, their items queued together (each item its own
+message, so each is written whole or not at all). Requests with an
+Idempotency-Key (or batch items with keys), and every other route, go to Django.
 `HERALD_LEAN_INGEST=0` sends everything to Django.
 """
 
@@ -58,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 ASGIApp = Callable[..., Awaitable[None]]
 PATH = "/v1/notifications"
+BATCH_PATH = "/v1/notifications/batch"
 MAX_GROUP = 200  # notifications per transaction
 T_APIKEY = ApiKey._meta.db_table
 _background: set[asyncio.Task[Any]] = set()
@@ -121,13 +124,29 @@ _queues: dict[str, _Queue] = {}
 
 async def notification_send_grouped(*, key: ResolvedKey, draft: NotificationDraft, touch: bool) -> SendResult:
     """Send one notification in the next transaction of its organisation; the result once committed."""
+    return await _submit(key, [draft], touch)[0]
+
+
+async def notifications_send_grouped(
+    *, key: ResolvedKey, drafts: list[NotificationDraft], touch: bool
+) -> list[SendResult | BaseException]:
+    """Send several notifications, each on its own (a result or the failure of that one), once committed."""
+    return await asyncio.gather(*_submit(key, drafts, touch), return_exceptions=True)
+
+
+def _submit(key: ResolvedKey, drafts: list[NotificationDraft], touch: bool) -> list[asyncio.Future[SendResult]]:
     queue = _queues.setdefault(key.schema_name, _Queue())
-    future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
-    queue.items.append(_Pending(draft=draft, future=future, touch_key=key.api_key_id if touch else None))
+    loop = asyncio.get_running_loop()
+    futures: list[asyncio.Future[SendResult]] = []
+    for index, draft in enumerate(drafts):
+        future: asyncio.Future[SendResult] = loop.create_future()
+        touch_key = key.api_key_id if touch and index == 0 else None
+        queue.items.append(_Pending(draft=draft, future=future, touch_key=touch_key))
+        futures.append(future)
     if not queue.running:
         queue.running = True
         _spawn(_drain(key, queue))
-    return await future
+    return futures
 
 
 def _spawn(coroutine: Awaitable[Any]) -> None:
@@ -285,9 +304,9 @@ async def _respond(
 
 
 async def _problem(
-    send: Callable[[dict[str, Any]], Awaitable[None]], problem: Problem, decision: RateDecision | None
+    send: Callable[[dict[str, Any]], Awaitable[None]], problem: Problem, decision: RateDecision | None, path: str
 ) -> None:
-    response = problem.response(PATH)
+    response = problem.response(path)
     headers = {**(decision.headers() if decision else {}), **problem.headers}
     await _respond(
         send, response.status_code, json.loads(response.content), content_type=PROBLEM_CONTENT_TYPE, extra=headers
@@ -311,20 +330,52 @@ async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes 
             return b"".join(chunks)
 
 
-async def ingest(scope: dict[str, Any], receive: Any, send: Any, django: ASGIApp) -> None:
-    """POST /v1/notifications on the event loop; Idempotency-Key requests go to Django."""
-    from notifications.api import NotificationIn
+def _validated(model: Any, data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        errors = validation_errors(
+            {**error, "loc": ("body", "payload", *error.get("loc", ()))} for error in exc.errors()
+        )
+        detail = "; ".join(f"{e['field']}: {e['msg']}" for e in errors[:5])
+        raise Problem("validation-error", detail, errors=errors) from None
 
+
+def _batch_entry(index: int, outcome: SendResult | BaseException) -> dict[str, Any]:
+    """One item of a batch's answer, as notifications.api.notification_send_batch shapes it."""
+    entry: dict[str, Any] = {"index": index, "replayed": False, "id": None, "seq": None, "recipients": None}
+    if isinstance(outcome, SendResult):
+        entry.update(status=202, error=None, **outcome.as_dict())
+        return entry
+    problem = outcome if isinstance(outcome, Problem) else Problem("internal-error")
+    kind = problem.problem_type
+    entry.update(
+        status=kind.status,
+        error={"type": kind.uri, "title": kind.title, "status": kind.status, "detail": problem.detail},
+    )
+    return entry
+
+
+def _has_item_keys(data: Any) -> bool:
+    items = data.get("notifications") if isinstance(data, dict) else None
+    return isinstance(items, list) and any(isinstance(i, dict) and i.get("idempotency_key") for i in items)
+
+
+async def ingest(scope: dict[str, Any], receive: Any, send: Any, django: ASGIApp) -> None:
+    """POST /v1/notifications and /batch on the event loop; requests with idempotency keys go to Django."""
+    from notifications.api import BatchIn, NotificationIn
+
+    batch = scope["path"] == BATCH_PATH
     headers = _headers(scope)
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        await _problem(send, Problem("payload-too-large"), None)
+        await _problem(send, Problem("payload-too-large"), None, scope["path"])
         return
     body = await _read_body(receive)
     if body is None:
-        await _problem(send, Problem("payload-too-large"), None)
+        await _problem(send, Problem("payload-too-large"), None, scope["path"])
         return
-    if "idempotency-key" in headers:
+    if "idempotency-key" in headers or (batch and _has_item_keys(_parsed_or_none(body))):
         replayed = False
 
         async def replay() -> dict[str, Any]:
@@ -343,23 +394,33 @@ async def ingest(scope: dict[str, Any], receive: Any, send: Any, django: ASGIApp
         if not decision.allowed:
             raise Problem("rate-limited", headers=decision.headers())
         data = json_parse(body) if body else None
-        try:
-            payload = NotificationIn.model_validate(data)
-        except pydantic.ValidationError as exc:
-            errors = validation_errors(
-                {**error, "loc": ("body", "payload", *error.get("loc", ()))} for error in exc.errors()
-            )
-            detail = "; ".join(f"{e['field']}: {e['msg']}" for e in errors[:5])
-            raise Problem("validation-error", detail, errors=errors) from None
-        result = await notification_send_grouped(key=key, draft=payload.draft(), touch=touch)
+        if batch:
+            drafts = [item.draft() for item in _validated(BatchIn, data).notifications]
+            outcomes = await notifications_send_grouped(key=key, drafts=drafts, touch=touch)
+            for outcome in outcomes:
+                if not isinstance(outcome, Problem | SendResult):
+                    logger.error("batch item failed", exc_info=outcome)
+            answer = {"results": [_batch_entry(i, outcome) for i, outcome in enumerate(outcomes)]}
+            status = 200
+        else:
+            payload = _validated(NotificationIn, data)
+            answer = (await notification_send_grouped(key=key, draft=payload.draft(), touch=touch)).as_dict()
+            status = 202
     except Problem as problem:
-        await _problem(send, problem, decision)
+        await _problem(send, problem, decision, scope["path"])
         return
     except Exception:
-        logger.exception("unhandled error in POST %s", PATH)
-        await _problem(send, Problem("internal-error"), decision)
+        logger.exception("unhandled error in POST %s", scope["path"])
+        await _problem(send, Problem("internal-error"), decision, scope["path"])
         return
-    await _respond(send, 202, result.as_dict(), extra=decision.headers())
+    await _respond(send, status, answer, extra=decision.headers())
+
+
+def _parsed_or_none(body: bytes) -> Any:
+    try:
+        return json_parse(body)
+    except Problem:
+        return None
 
 
 def lean_http(django: ASGIApp) -> ASGIApp:
@@ -368,7 +429,7 @@ def lean_http(django: ASGIApp) -> ASGIApp:
         return django
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in (PATH, BATCH_PATH):
             try:
                 await ingest(scope, receive, send, django)
             except ConnectionResetError:

@@ -144,3 +144,32 @@ async def test_a_send_is_published_to_the_subscribers_group_after_commit(
     assert event["type"] == "notification.new"
     assert event["notification"]["id"] == response.json()["id"] and event["notification"]["title"] == "Live!"
     assert event["notification"]["seq"] == response.json()["seq"]
+
+
+def test_batches_through_the_server_answer_like_the_django_view(acme: Org, herald_server: HeraldServer) -> None:
+    api = server_api(acme)
+    api.put("/v1/topics/t", {})
+    api.post("/v1/topics/t/subscribers", {"subscriber_ids": ["x", "y"]})
+    items = [{"to": ["a"], "title": "one"}, {"topic": "missing", "title": "no"}, {"topic": "t", "title": "three"}]
+    headers = {"Authorization": f"Bearer {acme.secret_key}"}
+    lean = httpx.post(herald_server.url + "/v1/notifications/batch", json={"notifications": items}, headers=headers)
+    django_view = api.post("/v1/notifications/batch", {"notifications": items})
+    assert lean.status_code == django_view.status_code == 200
+    lean_results, view_results = lean.json()["results"], django_view.json()["results"]
+    for results in (lean_results, view_results):
+        assert [r["status"] for r in results] == [202, 404, 202]
+        assert [r["recipients"] for r in results] == [1, None, 2]
+    strip = {"id", "seq"}
+    assert [{k: v for k, v in r.items() if k not in strip} for r in lean_results] == [
+        {k: v for k, v in r.items() if k not in strip} for r in view_results
+    ]
+    keyed = {"notifications": [{"to": ["a"], "title": "k", "idempotency_key": "item-1"}]}
+    first = httpx.post(herald_server.url + "/v1/notifications/batch", json=keyed, headers=headers).json()["results"]
+    again = httpx.post(herald_server.url + "/v1/notifications/batch", json=keyed, headers=headers).json()["results"]
+    assert again[0]["replayed"] is True and again[0]["id"] == first[0]["id"]
+    too_many = httpx.post(
+        herald_server.url + "/v1/notifications/batch", json={"notifications": items * 34}, headers=headers
+    )
+    assert too_many.status_code == 422 and too_many.json()["type"].endswith("/validation-error")
+    with acme.activate():
+        assert Message.objects.count() == 5
