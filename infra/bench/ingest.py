@@ -34,6 +34,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -169,23 +170,72 @@ def serve(port: int, workers: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("uvicorn did not start")
 
 
-async def run(port: int, key: str, seconds: float) -> None:
+class CpuMeter:
+    """CPU seconds used by the server (uvicorn and its workers) and by this run's PostgreSQL.
+
+    The machine may be shared: wall-clock rates then understate what the
+    server could do, while CPU per request is what it costs. Both are printed.
+    """
+
+    def __init__(self, server_pid: int, database_url: str) -> None:
+        import psutil
+
+        self.psutil = psutil
+        self.server = psutil.Process(server_pid)
+        marker = os.environ.get("HERALD_DATA_DIR") or ""
+        self.postmaster = None
+        if marker:
+            for process in psutil.process_iter(["cmdline"]):
+                cmdline = " ".join(process.info["cmdline"] or [])
+                if "postgres" in cmdline and marker in cmdline and " -D " in f" {cmdline} ":
+                    self.postmaster = process
+                    break
+
+    def _total(self, root: Any) -> float:
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except self.psutil.Error:
+                pass
+        return total
+
+    def sample(self) -> tuple[float, float]:
+        return self._total(self.server), self._total(self.postmaster) if self.postmaster else 0.0
+
+
+def cpu_note(meter: CpuMeter, before: tuple[float, float], units: int, unit: str) -> str:
+    after = meter.sample()
+    server, database = after[0] - before[0], after[1] - before[1]
+    note = f"   server CPU {server / units * 1000:.2f} ms/{unit}"
+    if meter.postmaster is not None:
+        note += f", PostgreSQL CPU {database / units * 1000:.2f} ms/{unit}"
+    return note
+
+
+async def run(port: int, key: str, seconds: float, meter: CpuMeter) -> None:
     single = build_request("/v1/notifications", key, {"to": ["bench-user"], "title": "Bench", "body": "hello"})
     await load(port, single, 4, 1.0, 202)  # warm up: every worker's connections, caches, statements
     print("POST /v1/notifications to one subscriber (uvicorn, 2 workers):")
     for concurrency in (1, 16, 64):
+        before = meter.sample()
         count, latencies, bad = await load(port, single, concurrency, seconds, 202)
         print(
             f"  concurrency {concurrency:>2}: {count / seconds:8.0f} req/s   "
             f"p50 {percentile(latencies, 50) * 1000:6.1f} ms   p99 {percentile(latencies, 99) * 1000:6.1f} ms"
+            + cpu_note(meter, before, max(count, 1), "request")
             + (f"   NOT 202: {bad}" if bad else "")
         )
     batch_body = {"notifications": [{"to": [f"member-{i}"], "title": "Batch", "body": "b"} for i in range(100)]}
     batch = build_request("/v1/notifications/batch", key, batch_body)
+    before = meter.sample()
     count, latencies, bad = await load(port, batch, 4, seconds, 200)
     print(
         f"POST /v1/notifications/batch (100 each, concurrency 4): {count * 100 / seconds:8.0f} notifications/s   "
-        f"p50 {percentile(latencies, 50) * 1000:6.1f} ms per batch" + (f"   NOT 200: {bad}" if bad else "")
+        f"p50 {percentile(latencies, 50) * 1000:6.1f} ms per batch"
+        + cpu_note(meter, before, max(count * 100, 1), "notification")
+        + (f"   NOT 200: {bad}" if bad else "")
     )
     topic = build_request("/v1/notifications", key, {"topic": "everyone", "title": "To all 10,000"})
     timings = []
@@ -211,7 +261,8 @@ def main() -> int:
     port = free_port()
     server = serve(port, args.workers)
     try:
-        asyncio.run(run(port, key, args.seconds))
+        os.system("uptime")  # noqa: S605, S607 - how busy the machine was
+        asyncio.run(run(port, key, args.seconds, CpuMeter(server.pid, os.environ["DATABASE_URL"])))
     finally:
         server.send_signal(signal.SIGTERM)
         try:
