@@ -54,7 +54,7 @@ from notifications.services import (
 from tenants.keys import key_hash, key_kind
 from tenants.models import ApiKey
 from tenants.ratelimit import RateDecision, rate_limit_take_async
-from tenants.resolve import KEY_CACHE_SECONDS, ResolvedKey, api_key_resolve
+from tenants.resolve import ResolvedKey, api_key_resolve
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
     except Exception:  # noqa: BLE001 - fall back to the sync path, which reads the database
         logger.warning("key cache unavailable", exc_info=True)
     if resolved is None:
-        resolved = await sync_to_async(api_key_resolve, thread_sensitive=False)(token)
+        resolved = await sync_to_async(_resolve_and_release, thread_sensitive=False)(token)
         if resolved is None:
             raise Problem("invalid-api-key")
     if not hmac.compare_digest(resolved.key_hash, hashed) or resolved.kind != "secret":
@@ -279,7 +279,14 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
     return resolved
 
 
-assert KEY_CACHE_SECONDS > 0
+def _resolve_and_release(token: str) -> ResolvedKey | None:
+    """api_key_resolve in a worker thread, its connection handed back to the pool afterwards."""
+    from django.db import connection
+
+    try:
+        return api_key_resolve(token)
+    finally:
+        connection.close()
 
 
 # --- ASGI -------------------------------------------------------------------------------------

@@ -113,3 +113,21 @@ def test_ten_parallel_requests_with_a_conflicting_body_get_422(acme: Org, herald
     assert len(winners) == 1
     with acme.activate():
         assert Message.objects.count() == 1
+
+
+def test_keys_are_kept_24_hours_then_may_be_used_again(acme: Org) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    api = server_api(acme)
+    first = api.post("/v1/notifications", BODY, **{"Idempotency-Key": "daily"})
+    with acme.activate():
+        IdempotencyRecord.objects.filter(key="daily").update(created_at=timezone.now() - timedelta(hours=23))
+    assert api.post("/v1/notifications", {**BODY, "title": "new"}, **{"Idempotency-Key": "daily"}).status_code == 422
+    with acme.activate():
+        IdempotencyRecord.objects.filter(key="daily").update(created_at=timezone.now() - timedelta(hours=25))
+    fresh = api.post("/v1/notifications", {**BODY, "title": "new"}, **{"Idempotency-Key": "daily"})
+    assert fresh.status_code == 202 and fresh.json()["id"] != first.json()["id"]
+    with acme.activate():
+        assert Message.objects.count() == 2 and IdempotencyRecord.objects.filter(key="daily").count() == 1
