@@ -39,6 +39,9 @@ def test_badge_shows_the_unread_count(context: BrowserContext, host_pages: HostP
     assert inbox.page.locator("herald-inbox .bell").get_attribute("aria-expanded") == "true"
     assert [item["title"] for item in inbox.items()] == ["Invoice 2", "Invoice 1", "Invoice 0"]
     assert all(not item["read"] for item in inbox.items())
+    # Unread is said, not only shown: the item's accessible name starts with it.
+    names = inbox.page.locator("herald-inbox .main").all_text_contents()
+    assert [name.split("Invoice")[0] for name in names] == ["Unread: "] * 3
     assert inbox.errors == [] and inbox.dialogs == []
 
 
@@ -80,6 +83,8 @@ def test_marking_read_in_one_tab_updates_the_other(
     assert tab_a.badge() == "1"
     eventually(lambda: tab_b.badge() == "1")
     eventually(lambda: {i["title"]: i["read"] for i in tab_b.items()} == {"First": True, "Second": False})
+    read_name = tab_b.page.locator("herald-inbox li", has_text="First").locator(".main").text_content()
+    assert read_name is not None and read_name.startswith("First")
     assert [e["detail"].get("id") for e in tab_a.events("herald:read")] == [first["id"]]
     assert any(e["detail"].get("remote") for e in tab_b.events("herald:read"))
     # And back: "mark all as read" in B clears A.

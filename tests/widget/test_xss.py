@@ -92,6 +92,9 @@ def test_xss_corpus_renders_as_inert_text(
         assert rendered[payload]["body"] == payload  # shown verbatim, as text
     for n in range(len(BAD_URLS)):
         assert rendered[f"bad link {n}"]["link"] is None  # dropped: a plain button, no href
+    # Nothing but the item's own texts inside it (no stray text nodes).
+    main = page.locator("herald-inbox li", has_text="bad link 0").locator(".main")
+    assert main.text_content() == "Unread: bad link 0now"
     assert rendered["odd link"]["link"] == "https://example.com/?q=%22%3E%3Cimg%20src=x%20onerror=window.__pwned=1%3E"
 
     report = page.evaluate(DOM_REPORT)

@@ -22,6 +22,7 @@ const locales = {
     offline: 'Connection lost. Reconnecting…',
     error: 'Notifications could not be loaded.',
     fresh: 'New notification: {title}',
+    unread: 'Unread',
   },
   de: {
     title: 'Benachrichtigungen',
@@ -36,6 +37,7 @@ const locales = {
     offline: 'Verbindung unterbrochen. Neuer Versuch…',
     error: 'Benachrichtigungen konnten nicht geladen werden.',
     fresh: 'Neue Benachrichtigung: {title}',
+    unread: 'Ungelesen',
   },
   fr: {
     title: 'Notifications',
@@ -50,6 +52,7 @@ const locales = {
     offline: 'Connexion perdue. Reconnexion…',
     error: 'Impossible de charger les notifications.',
     fresh: 'Nouvelle notification : {title}',
+    unread: 'Non lu',
   },
 };
 
@@ -631,9 +634,13 @@ export class HeraldInbox extends HTMLElement {
     li.className = item.read ? 'read' : 'unread';
     li.setAttribute('part', item.read ? 'item item-read' : 'item item-unread');
     main.replaceChildren(
-      h('span', { class: 't', part: 'item-title', text: item.title || '' }),
-      item.body ? h('span', { class: 'b', part: 'item-body', text: item.body }) : null,
-      h('time', { class: 'd', part: 'item-time', datetime: item.created_at || '', text: this._ago(item.created_at) }),
+      ...[
+        // Screen readers hear what the bold title and the dot show.
+        item.read ? null : h('span', { class: 'sr', text: `${s.unread}: ` }),
+        h('span', { class: 't', part: 'item-title', text: item.title || '' }),
+        item.body ? h('span', { class: 'b', part: 'item-body', text: item.body }) : null,
+        h('time', { class: 'd', part: 'item-time', datetime: item.created_at || '', text: this._ago(item.created_at) }),
+      ].filter(Boolean),
     );
     tog.setAttribute('aria-label', `${item.read ? s.markUnread : s.markRead}: ${item.title || ''}`);
     arc.setAttribute('aria-label', `${s.archive}: ${item.title || ''}`);
