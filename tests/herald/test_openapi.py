@@ -51,6 +51,8 @@ def _fuzz(server: HeraldServer, tag: str, headers: dict[str, str], tmp_path: Pat
         "2",
         "--phases",
         "examples,coverage,fuzzing",
+        "--request-timeout",
+        "30",  # the machine may be shared and slow; a timeout is not a finding
         "--suppress-health-check",
         "all",
         "--no-color",
@@ -82,4 +84,4 @@ def test_schemathesis_finds_no_server_error_or_schema_contradiction(
             "X-Herald-Subscriber-Hash": subscriber_hash_for(fuzz_org, "fuzzer"),
         }
     result = _fuzz(herald_server, tag, headers, tmp_path)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:] + herald_server.output()[-3000:]
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
