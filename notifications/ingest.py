@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 import pydantic
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -161,11 +162,29 @@ async def _drain(key: ResolvedKey, queue: _Queue) -> None:
             group, queue.items = queue.items[:MAX_GROUP], queue.items[MAX_GROUP:]
             try:
                 await _flush(key, group)
-            except Exception as exc:  # noqa: BLE001 - every waiter gets the failure, the loop goes on
-                logger.exception("group commit of %d notifications failed", len(group))
+            except Exception as exc:  # noqa: BLE001 - see below: every waiter gets an answer, the loop goes on
+                # A statement refused by the database rolled the whole group back: retry each send alone so one
+                # bad send fails alone. A lost connection may have committed: never retry that.
+                if (
+                    len(group) == 1
+                    or not isinstance(exc, psycopg.DatabaseError)
+                    or isinstance(exc, psycopg.OperationalError)
+                ):
+                    logger.exception("group commit of %d notifications failed", len(group))
+                    for pending in group:
+                        if not pending.future.done():
+                            pending.future.set_exception(exc)
+                    continue
+                logger.warning("group of %d notifications refused; retrying each alone", len(group), exc_info=True)
                 for pending in group:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                    if pending.future.done():
+                        continue
+                    try:
+                        await _flush(key, [pending])
+                    except Exception as exc:  # noqa: BLE001 - this waiter gets its failure, the loop goes on
+                        logger.exception("sending one notification failed")
+                        if not pending.future.done():
+                            pending.future.set_exception(exc)
     finally:
         queue.running = False
 

@@ -82,7 +82,8 @@ def json_parse(body: bytes) -> Any:
         text = body.decode("utf-8")
         data = json.loads(text, parse_constant=_refuse_constant)
         # Lone surrogates and NUL cannot be stored in PostgreSQL text or jsonb.
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        # allow_nan=False: 1e400 parses as infinity, which PostgreSQL's json refuses.
+        json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (UnicodeError, ValueError) as exc:
         raise Problem("invalid-json", f"The request body is not valid JSON: {exc}") from None
     if "\\u0000" in text or "\x00" in text:

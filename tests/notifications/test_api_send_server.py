@@ -173,3 +173,34 @@ def test_batches_through_the_server_answer_like_the_django_view(acme: Org, heral
     assert too_many.status_code == 422 and too_many.json()["type"].endswith("/validation-error")
     with acme.activate():
         assert Message.objects.count() == 5
+
+
+def test_a_send_the_database_refuses_fails_alone_in_its_group(acme: Org, herald_server: HeraldServer) -> None:
+    # A constraint stands in for any failure PostgreSQL raises on one send of a group.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'ALTER TABLE "{acme.schema_name}".notifications_message ADD CONSTRAINT no_boom CHECK (title <> %s)',
+            ["boom"],
+        )
+
+    def send(i: int) -> httpx.Response:
+        return _post(herald_server, acme.secret_key, {"to": [f"u{i}"], "title": "boom" if i == 7 else f"ok {i}"})
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(send, range(32)))
+    statuses = [r.status_code for r in responses]
+    assert statuses[7] == 500 and responses[7].json()["type"].endswith("/internal-error")
+    assert statuses[:7] + statuses[8:] == [202] * 31
+    with acme.activate():
+        assert Message.objects.count() == 31 and not Message.objects.filter(title="boom").exists()
+
+
+def test_numbers_json_cannot_store_are_400_not_a_crash(acme: Org, herald_server: HeraldServer) -> None:
+    raw = b'{"to": ["a"], "title": "x", "data": {"n": 1e400}}'
+    headers = {"Authorization": f"Bearer {acme.secret_key}", "Content-Type": "application/json"}
+    lean = httpx.post(herald_server.url + "/v1/notifications", content=raw, headers=headers)
+    view = server_api(acme).call("POST", "/v1/notifications", raw=raw)
+    assert lean.status_code == view.status_code == 400
+    assert lean.json()["type"].endswith("/invalid-json")
+    with acme.activate():
+        assert not Message.objects.exists()
