@@ -84,8 +84,8 @@ def json_parse(body: bytes) -> Any:
         # Lone surrogates and NUL cannot be stored in PostgreSQL text or jsonb.
         # allow_nan=False: 1e400 parses as infinity, which PostgreSQL's json refuses.
         json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (UnicodeError, ValueError) as exc:
-        raise Problem("invalid-json", f"The request body is not valid JSON: {exc}") from None
+    except (UnicodeError, ValueError, RecursionError) as exc:
+        raise Problem("invalid-json", f"The request body is not valid JSON: {type(exc).__name__}") from None
     if "\\u0000" in text or "\x00" in text:
         raise Problem("invalid-json", "JSON strings must not contain NUL (\\u0000)")
     return data

@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
@@ -195,8 +196,14 @@ def test_a_send_the_database_refuses_fails_alone_in_its_group(acme: Org, herald_
         assert Message.objects.count() == 31 and not Message.objects.filter(title="boom").exists()
 
 
-def test_numbers_json_cannot_store_are_400_not_a_crash(acme: Org, herald_server: HeraldServer) -> None:
-    raw = b'{"to": ["a"], "title": "x", "data": {"n": 1e400}}'
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"to": ["a"], "title": "x", "data": {"n": 1e400}}',  # infinity: PostgreSQL's json refuses it
+        b'{"to": ["a"], "title": "x", "data": {"n": ' + b"[" * 50_000 + b"]" * 50_000 + b"}}",  # too deep
+    ],
+)
+def test_json_postgresql_cannot_store_is_400_not_a_crash(acme: Org, herald_server: HeraldServer, raw: bytes) -> None:
     headers = {"Authorization": f"Bearer {acme.secret_key}", "Content-Type": "application/json"}
     lean = httpx.post(herald_server.url + "/v1/notifications", content=raw, headers=headers)
     view = server_api(acme).call("POST", "/v1/notifications", raw=raw)
