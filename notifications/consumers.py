@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -42,6 +43,21 @@ PONG = text_message({"type": "pong"})
 INBOX_ACTIONS = ("read", "unread", "archive")
 
 
+T = TypeVar("T")
+
+
+async def db_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`database_sync_to_async(fn)(...)` in a throwaway task.
+
+    asgiref copies context-variable changes made in the sync thread back into
+    the caller's context, and Django's caches are context-local: a socket that
+    resolved a key through the cache would keep its own Redis cache client (and
+    connection) for its whole life. A task runs in a copy of the context, which
+    dies with it.
+    """
+    return await asyncio.ensure_future(database_sync_to_async(fn)(*args, **kwargs))
+
+
 def _forget_handshake(send: Any) -> None:
     """Free the handshake's request and response uvicorn's websockets-sansio protocol keeps for the
     socket's whole life (~2 KiB a socket). Relies on uvicorn 0.54 internals: pinned in pyproject,
@@ -61,6 +77,12 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
 
     # No channel-layer channel per socket: the process's hub receives for all of them.
     channel_layer_alias = "herald.hub-only"
+    # Thousands of these live per process: slots keep each instance's dict small.
+    __slots__ = (
+        "scope", "organization", "organization_id", "channel_layer", "base_send", "loop", "closing",
+        "authenticating", "subscriber_id", "topic_groups", "joined", "tokens", "tokens_at", "last_frame_at",
+        "expiry_timer", "auth_timer", "idle_timer",
+    )  # fmt: skip
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # AsyncConsumer.__call__ without its channel-layer channel and without
@@ -182,8 +204,8 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         elif kind in INBOX_ACTIONS:
             await self._inbox_action(kind, frame)  # type: ignore[arg-type]
         elif kind == "read_all":
-            event = await database_sync_to_async(delivery.inbox_read_all)(
-                organization=self.organization, subscriber_pk=self.subscriber_pk
+            event = await db_call(
+                delivery.inbox_read_all, organization=self.organization, subscriber_pk=self.subscriber_pk
             )
             await agroup_send(subscriber_group(self.organization_id, self.subscriber_pk), event)
         else:
@@ -202,8 +224,12 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         if not isinstance(message_id, str) or len(message_id) > 64:
             self.push(_error("bad_request", "`id` must be a notification id"))
             return
-        event = await database_sync_to_async(delivery.inbox_item_mark)(
-            organization=self.organization, subscriber_pk=self.subscriber_pk, message_id=message_id, action=kind
+        event = await db_call(
+            delivery.inbox_item_mark,
+            organization=self.organization,
+            subscriber_pk=self.subscriber_pk,
+            message_id=message_id,
+            action=kind,
         )
         if event is None:
             self.push(_error("not_found", "no such notification in this inbox"))
@@ -233,8 +259,12 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             return
         self.authenticating = True
         try:
-            session = await database_sync_to_async(delivery.subscriber_session_open)(
-                organization=self.organization, subscriber_id=subscriber_id, subscriber_hash=proof_hash, token=token
+            session = await db_call(
+                delivery.subscriber_session_open,
+                organization=self.organization,
+                subscriber_id=subscriber_id,
+                subscriber_hash=proof_hash,
+                token=token,
             )
             if self.closing:
                 return
@@ -257,8 +287,11 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             for group in groups:
                 self.joined.add(group)
                 await the_hub.join(group, self)
-            replay = await database_sync_to_async(delivery.missed_since)(
-                organization=self.organization, subscriber_pk=session.subscriber_pk, cursor=cursor
+            replay = await db_call(
+                delivery.missed_since,
+                organization=self.organization,
+                subscriber_pk=session.subscriber_pk,
+                cursor=cursor,
             )
             if self.closing:
                 return
@@ -296,11 +329,12 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             return
         self.authenticating = True
         try:
-            key = await database_sync_to_async(api_key_resolve)(self.scope["publishable_key"])
+            key = await db_call(api_key_resolve, self.scope["publishable_key"])
             if key is None or key.organization_id != self.organization_id:
                 self.close_socket(CLOSE_FORBIDDEN)
                 return
-            proof = await database_sync_to_async(subscriber_proof_verify)(
+            proof = await db_call(
+                subscriber_proof_verify,
                 organization_id=self.organization_id,
                 subscriber_id=subscriber_id,
                 subscriber_hash=proof_hash,

@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import Any, cast
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from django.urls import path, re_path
 
-from notifications.consumers import InboxConsumer
+from notifications.consumers import InboxConsumer, db_call
 from tenants.models import Organization
 from tenants.origins import origin_allowed
 from tenants.resolve import ResolvedKey, api_key_resolve
@@ -43,19 +42,26 @@ class PublishableKeyMiddleware:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        inner = await self._scope_for(scope)
+        if inner is None:
+            await refuse_handshake(scope, receive, send)
+            return
+        # Only `inner` stays referenced by this frame for the socket's life, not the key lookup's leftovers.
+        await self.app(inner, receive, send)
+
+    async def _scope_for(self, scope: Any) -> dict[str, Any] | None:
+        """The consumer's scope with its organisation, or None to refuse the handshake."""
         query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
         keys = query.get("pk", [])
         key = keys[0] if len(keys) == 1 else ""
-        resolved = await database_sync_to_async(api_key_resolve)(key) if key else None
+        resolved = await db_call(api_key_resolve, key) if key else None
         if (
             resolved is None
             or resolved.kind != "publishable"
             or not origin_allowed(_header(scope, b"origin"), list(resolved.allowed_origins))
         ):
-            await refuse_handshake(scope, receive, send)
-            return
-        scope = {**scope, "organization": _organization(resolved), "publishable_key": key}
-        await self.app(scope, receive, send)
+            return None
+        return {**scope, "organization": _organization(resolved), "publishable_key": key}
 
 
 _organizations: dict[tuple[int, str], Organization] = {}

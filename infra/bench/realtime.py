@@ -69,6 +69,12 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -275,6 +281,7 @@ class Results:
     a_publish: tuple[float, float, int] | None = None
     b: dict[str, tuple[float, float, float, int]] = field(default_factory=dict)  # p50, p99, last ms, lost
     c: tuple[float, int, int] | None = None  # msgs/s, delivered, expected
+    c_cpu: float | None = None  # server CPU seconds spent during (c)
     d: float | None = None  # KiB per idle connection
     lost: int = 0
     notes: list[str] = field(default_factory=list)
@@ -624,11 +631,13 @@ async def phase_bcd(target: Target, result: Results, sockets: int, bursts: int) 
 
     recorder.reset()
     numbers = [4_000_000 + k for k in range(bursts)]
+    cpu_before = cpu_seconds(target.process.pid)
     start = time.perf_counter()
     for number in numbers:
         await target.publish_broadcast(number)
     await quiet(recorder, want=bursts * sockets, timeout=60)
     delivered = sum(len(v) for v in recorder.receipts.values())
+    result.c_cpu = cpu_seconds(target.process.pid) - cpu_before
     elapsed = (recorder.last_at or time.perf_counter()) - start
     result.c = (delivered / elapsed if elapsed > 0 else 0.0, delivered, bursts * sockets)
     result.lost += bursts * sockets - delivered
@@ -690,9 +699,13 @@ def show(results: list[Results], sockets: int, bursts: int) -> None:
         for how, (p50, p99, last, lost) in r.b.items():
             print(f"    {r.name:<12} {how:<10} {p50:8.1f} {p99:8.1f} {last:8.1f}   lost {lost}")
     print(f"(c) fan-out, {bursts} broadcasts back to back to {sockets} sockets: deliveries/s (delivered/expected)")
+    print("    target       wall-clock/s  delivered/expected  server CPU us/delivery  per server CPU-second")
     for r in results:
         if r.c:
-            print(f"    {r.name:<12} {r.c[0]:10.0f}   ({r.c[1]}/{r.c[2]})")
+            cpu = r.c_cpu or float("nan")
+            per = r.c[1] / cpu if r.c_cpu else float("nan")
+            us = cpu * 1e6 / r.c[1] if r.c[1] else float("nan")
+            print(f"    {r.name:<12} {r.c[0]:12.0f}  {r.c[1]:>9}/{r.c[2]:<9} {us:22.1f}  {per:21.0f}")
     print("(d) server RSS per idle connection, KiB")
     for r in results:
         if r.d is not None:
