@@ -446,11 +446,11 @@ export class HeraldInbox extends HTMLElement {
     if (this._dead) return Promise.resolve();
     if (!this._loading) {
       this._more.disabled = true;
-      this._loading = this._page(cursor).finally(() => {
-        this._loading = null;
+      const loading = (this._loading = this._page(cursor).finally(() => {
+        if (this._loading === loading) this._loading = null;
         this._more.disabled = false;
         this._render();
-      });
+      }));
     }
     return this._loading;
   }
@@ -578,10 +578,13 @@ export class HeraldInbox extends HTMLElement {
         this._setUnread(m.count);
         break;
       case 'reset':
+        // The server cannot replay what was missed: start over from HTTP (a load in flight is stale).
+        this._gen++;
         this._items.clear();
         this._list.replaceChildren();
         this._cursor = m.cursor ?? null;
         this._loaded = false;
+        this._loading = null;
         this._load(null);
         break;
     }
