@@ -81,16 +81,19 @@ def _accepts_gzip(request: HttpRequest) -> bool:
 async def widget_script(request: HttpRequest) -> HttpResponseBase:
     """GET /widget/v1/herald.js: the module, gzipped when the client accepts it."""
     asset = widget_asset()
+    gzipped = _accepts_gzip(request)
+    # Each encoding is its own representation, with its own strong validator.
+    etag = asset.etag[:-1] + '-gz"' if gzipped else asset.etag
     response: HttpResponseBase
-    if request.headers.get("If-None-Match") == asset.etag:
+    if etag in (tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")):
         response = HttpResponseNotModified()
-    elif _accepts_gzip(request):
+    elif gzipped:
         response = HttpResponse(asset.gzipped, content_type=CONTENT_TYPE)
         response["Content-Encoding"] = "gzip"
     else:
         response = HttpResponse(asset.body, content_type=CONTENT_TYPE)
     response["Cache-Control"] = CACHE_CONTROL
-    response["ETag"] = asset.etag
+    response["ETag"] = etag
     response["Vary"] = "Accept-Encoding"
     response["Access-Control-Allow-Origin"] = "*"
     response["Cross-Origin-Resource-Policy"] = "cross-origin"

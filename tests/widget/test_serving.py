@@ -47,9 +47,14 @@ def test_widget_is_gzipped_when_accepted_and_revalidates_by_etag(herald_server: 
     assert raw.headers["content-encoding"] == "gzip"
     assert raw.headers["vary"] == "Accept-Encoding"
     assert raw.content == SOURCE.read_bytes()  # httpx decoded it
-    again = fetch(herald_server, **{"If-None-Match": raw.headers["etag"]})
+    again = fetch(herald_server, **{"If-None-Match": raw.headers["etag"], "Accept-Encoding": "gzip"})
     assert again.status_code == 304
-    assert fetch(herald_server, **{"If-None-Match": '"stale"'}).status_code == 200
+    assert again.headers["cache-control"] == CACHE_CONTROL
+    assert fetch(herald_server, **{"If-None-Match": '"stale"', "Accept-Encoding": "gzip"}).status_code == 200
+    plain = fetch(herald_server, **{"Accept-Encoding": "identity"})
+    assert plain.headers["etag"] != raw.headers["etag"]  # one validator per encoding
+    revalidated = fetch(herald_server, **{"If-None-Match": plain.headers["etag"], "Accept-Encoding": "identity"})
+    assert revalidated.status_code == 304
 
 
 def test_widget_is_at_most_12_kib_gzipped(herald_server: HeraldServer) -> None:
