@@ -6,7 +6,7 @@ import pytest
 
 from notifications.models import InboxItem, Message, Subscriber, Topic, TopicSubscription
 from tests.conftest import Org
-from tests.notifications.api_support import problem_type, server_api
+from tests.notifications.api_support import problem_type, server_api, widget_api
 
 
 @pytest.fixture
@@ -66,3 +66,26 @@ def test_other_organisations_lists_and_usage_show_none_of_acme(
     _acme_unchanged(acme, acme_data["message"])
     with globex.activate():
         assert Subscriber.objects.get(external_id="acme-user").name == "Globex's"
+
+
+def test_other_organisations_batch_cannot_reach_acme_topics(acme: Org, globex: Org, acme_data: dict[str, str]) -> None:
+    response = server_api(globex).post(
+        "/v1/notifications/batch", {"notifications": [{"topic": "acme-topic", "title": "x"}]}
+    )
+    assert response.status_code == 200
+    assert response.json()["results"][0]["status"] == 404
+    _acme_unchanged(acme, acme_data["message"])
+
+
+def test_widget_of_another_organisation_sees_none_of_acme(acme: Org, globex: Org, acme_data: dict[str, str]) -> None:
+    acme_widget = widget_api(acme, "acme-user")
+    acme_widget.put("/v1/inbox/preferences", {"categories": {"promo": False}})
+    globex_widget = widget_api(globex, "acme-user", origin="http://app.globex.test")
+    assert globex_widget.get("/v1/inbox/preferences").json() == {"categories": {}}
+    assert globex_widget.get("/v1/inbox/notifications").json()["items"] == []
+    for action in ("read", "unread", "archive"):
+        response = globex_widget.post(f"/v1/inbox/notifications/{acme_data['message']}/{action}")
+        assert response.status_code == 404 and problem_type(response) == "not-found"
+    assert globex_widget.post("/v1/inbox/read-all").json() == {"marked": 0, "unread_count": 0}
+    _acme_unchanged(acme, acme_data["message"])
+    assert acme_widget.get("/v1/inbox/unread-count").json() == {"count": 1}
