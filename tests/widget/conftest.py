@@ -229,7 +229,7 @@ def inbox_page(
 <html lang="en"><head><meta charset="utf-8"><title>Acme app</title>
 <script type="module" src="{server.url}/widget/v1/herald.js"{pin}></script>{css}</head>
 <body><header><h1>Acme app</h1><nav aria-label="Account"><herald-inbox {rendered}></herald-inbox></nav></header>
-<main><p>Welcome back.</p></main></body></html>"""
+<main><p>Welcome back. <a href="#account">Your account</a></p></main></body></html>"""
 
 
 # --- Herald side -------------------------------------------------------------------------

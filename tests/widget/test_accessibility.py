@@ -20,7 +20,8 @@ header { display: flex; align-items: center; justify-content: space-between; pad
          background: #1e293b; color: #f8fafc; }
 header h1 { font-size: 18px; margin: 0; }
 main { padding: 24px; }
-@media (prefers-color-scheme: dark) { body { background: #0b0f14; color: #e5e7eb; } }
+a { color: #1d4ed8; }
+@media (prefers-color-scheme: dark) { body { background: #0b0f14; color: #e5e7eb; } a { color: #93c5fd; } }
 """
 
 

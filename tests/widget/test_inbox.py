@@ -185,6 +185,16 @@ def test_archive_load_more_and_keyboard(context: BrowserContext, host_pages: Hos
     inbox.open_panel()
     page.locator("main p").click()
     assert page.locator("herald-inbox .panel").is_hidden()
+    # So does tabbing out of it; moving within it does not.
+    inbox.open_panel()
+    page.keyboard.press("End")
+    page.keyboard.press("Tab")  # to the last item's toggle
+    page.keyboard.press("Tab")  # its archive button
+    assert page.locator("herald-inbox .panel").is_visible()
+    page.keyboard.press("Tab")  # out, to the page's own link
+    assert page.evaluate("document.activeElement.textContent") == "Your account"
+    assert page.locator("herald-inbox .panel").is_hidden()
+    assert page.locator("herald-inbox .bell").get_attribute("aria-expanded") == "false"
     # The server agrees: archived is gone from the inbox, the count is 22.
     headers = {
         "X-Herald-Publishable-Key": widget_org.org.publishable_key,

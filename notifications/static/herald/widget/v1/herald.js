@@ -219,6 +219,11 @@ export class HeraldInbox extends HTMLElement {
     this._more.addEventListener('click', () => this._load(this._next));
     this._panel.addEventListener('keydown', (e) => this._key(e));
     this._list.addEventListener('click', (e) => this._click(e));
+    // Tabbing out of the widget closes the panel, as a click elsewhere does.
+    this.addEventListener('focusout', (e) => {
+      const to = e.relatedTarget;
+      if (!this._panel.hidden && to && to !== this && !this.contains(to)) this.toggle(false);
+    });
     this._outside = (e) => {
       if (!this._panel.hidden && !e.composedPath().includes(this)) this.toggle(false);
     };
