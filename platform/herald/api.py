@@ -460,3 +460,12 @@ def _on_404(request: HttpRequest, exc: Http404) -> HttpResponse:
 def _on_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
     logger.exception("unhandled error in %s %s", request.method, request.path)
     return problem_response("internal-error", instance=request.path)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: a problem document under /v1/, Django's page elsewhere."""
+    if request.path.startswith("/v1/"):
+        return problem_response("not-found", "No such endpoint", instance=request.path)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

@@ -9,3 +9,5 @@ urlpatterns = [
     path("v1/", api.urls),
     path("", include("notifications.widget_urls")),
 ]
+
+handler404 = "herald.api.not_found"

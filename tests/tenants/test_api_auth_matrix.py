@@ -76,3 +76,8 @@ def test_widget_endpoints_refuse_secret_keys_revoked_keys_and_missing_proofs(
         },
     ).call(method, path, body)
     assert revoked.status_code == 401 and problem_type(revoked) == "invalid-api-key"
+
+
+def test_unknown_v1_routes_are_problem_documents(acme: Org) -> None:
+    response = Api(acme.secret_key).get("/v1/no-such-thing")
+    assert response.status_code == 404 and problem_type(response) == "not-found"
