@@ -60,10 +60,14 @@ async def db_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def _forget_handshake(send: Any) -> None:
     """Free the handshake's request and response uvicorn's websockets-sansio protocol keeps for the
-    socket's whole life (~2 KiB a socket). Relies on uvicorn 0.54 internals: pinned in pyproject,
+    socket's whole life (~2-3 KiB a socket). Relies on uvicorn 0.54 internals: pinned in pyproject,
     covered by every end-to-end test."""
     protocol: Any = getattr(send, "__self__", None)
     if type(protocol).__name__ == "WebSocketsSansIOProtocol" and getattr(protocol, "handshake_complete", False):
+        request = getattr(protocol, "request", None)
+        if request is not None:
+            # websockets' parser generator keeps the request alive too: empty its headers.
+            request.headers.clear()
         protocol.request = None
         protocol.response = None
 
@@ -123,6 +127,10 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         self.expiry_timer: asyncio.TimerHandle | None = None
         await self.accept()
         _forget_handshake(self.base_send)
+        headers = self.scope.get("headers")
+        if isinstance(headers, list):
+            # Read by the middleware, needed by nobody after accept; ~1 KiB a socket.
+            headers.clear()
         self.writer_bind()
         self.auth_timer: asyncio.TimerHandle | None = loop.call_later(
             float(settings.HERALD_WS_AUTH_TIMEOUT), self.close_socket, CLOSE_AUTH_TIMEOUT

@@ -228,6 +228,11 @@ class Hub:
             try:
                 name = await self._ensure_started()
                 await self.layer.group_add(group, name)
+            except BaseException:
+                # Not subscribed: forget the group so the next join tries again.
+                if self.groups.get(group) is members:
+                    del self.groups[group]
+                raise
             finally:
                 self._subscribing.pop(group, None)
                 done.set_result(None)

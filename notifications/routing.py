@@ -10,11 +10,9 @@ tenant is ever activated on the shared connection for it.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Awaitable
+from typing import Any
 from urllib.parse import parse_qs
-
-from channels.routing import URLRouter
-from django.urls import path, re_path
 
 from notifications.consumers import InboxConsumer, db_call
 from tenants.models import Organization
@@ -76,10 +74,16 @@ def _organization(resolved: ResolvedKey) -> Organization:
     return found
 
 
-# URLRouter takes ASGI apps where Django's stubs expect views.
-websocket_urlpatterns = [
-    path("v1/ws", cast(Any, PublishableKeyMiddleware(InboxConsumer.as_asgi()))),
-    re_path(r"", cast(Any, refuse_handshake)),
-]
+inbox_socket = PublishableKeyMiddleware(InboxConsumer.as_asgi())
 
-websocket_application = URLRouter(websocket_urlpatterns)
+
+def websocket_application(scope: Any, receive: Any, send: Any) -> Awaitable[None]:
+    """Route WebSocket connections: `/v1/ws` to the inbox consumer, anything else refused with 403.
+
+    A plain function returning the app's coroutine rather than Channels'
+    URLRouter: no router frame and no copy of the scope stays alive for each
+    socket's lifetime, and there is one route.
+    """
+    if scope.get("path") == "/v1/ws":
+        return inbox_socket(scope, receive, send)
+    return refuse_handshake(scope, receive, send)

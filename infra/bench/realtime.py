@@ -480,6 +480,30 @@ class HeraldCore(Herald):
     name = "herald-core"
     layer = "core"
 
+    async def setup(self) -> None:
+        await super().setup()
+        from channels_redis.core import RedisChannelLayer
+
+        # This process's own layer is settings' (PubSub): publish on the core layer the server uses.
+        self.core = RedisChannelLayer(hosts=[self.env.redis_url], capacity=10_000, group_expiry=3_600, expiry=60)
+
+    async def _publish(self, group: str, event: dict[str, Any]) -> None:
+        await self.core.group_send(group, {**event, "group": group})
+
+    async def a_publish(self, number: int, target: int) -> None:
+        from notifications.groups import subscriber_group
+
+        org, subscriber = self.a_targets[target]
+        pk = self.subscriber_pks[(org["id"], subscriber)]
+        event = {"type": "notification.new", "audience": "subscribers", "notification": payload(number)}
+        await self._publish(subscriber_group(org["id"], pk), event)
+
+    async def publish_broadcast(self, number: int) -> None:
+        from notifications.groups import organization_group
+
+        event = {"type": "notification.new", "audience": "broadcast", "notification": payload(number)}
+        await self._publish(organization_group(self.env.broadcast_org["id"]), event)
+
 
 class Seed(Target):
     name = "seed"
