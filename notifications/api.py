@@ -17,7 +17,7 @@ from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Path, Query, Router, Status
 from ninja.decorators import decorate_view
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, StrictBool, field_validator, model_validator
 
 from herald.api import (
     PublishableKey,
@@ -165,7 +165,7 @@ class NotificationIn(Strict):
         None, min_length=1, max_length=1000, description="subscriber ids; unknown ids are created"
     )
     topic: TopicKey | None = None
-    broadcast: bool | None = Field(None, description="true: every subscriber of the organisation")
+    broadcast: StrictBool | None = Field(None, description="true: every subscriber of the organisation")
     title: str = Field(..., min_length=1, max_length=500)
     body: str = Field("", max_length=10_000)
     action_url: str = Field("", max_length=2048, description="http(s) URL opened when the item is clicked")
@@ -332,7 +332,7 @@ class ReadAllOut(Out):
 
 
 class PreferencesIn(Strict):
-    categories: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")], bool] = Field(
+    categories: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")], StrictBool] = Field(
         ..., max_length=100, description="category -> enabled; false opts the subscriber out of it"
     )
 

@@ -224,3 +224,11 @@ def test_widget_rejects_bad_json_and_oversized_bodies(acme: Org) -> None:
     assert bad.status_code == 400 and problem_type(bad) == "invalid-json"
     big = api.call("PUT", "/v1/inbox/preferences", raw=b'{"categories": {"a": true}, "x": "' + b"y" * 300_000 + b'"}')
     assert big.status_code == 413 and problem_type(big) == "payload-too-large"
+
+
+def test_preferences_take_booleans_only(acme: Org) -> None:
+    api = widget_api(acme, "ada")
+    for value in (0, "false", None):
+        response = api.put("/v1/inbox/preferences", {"categories": {"promo": value}})
+        assert response.status_code == 422, value
+    assert api.get("/v1/inbox/preferences").json() == {"categories": {}}
