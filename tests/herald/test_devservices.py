@@ -72,14 +72,18 @@ def test_dev_serves_is_shared_and_leaves_nothing_after_ctrl_c(embedded_env: dict
                 HERALD,
                 "shell",
                 "-c",
-                "from tenants.models import Organization; print(Organization.objects.get(slug='demo').slug)",
+                "from tenants.models import ApiKey; "
+                "key = ApiKey.objects.get(organization__slug='demo', kind='publishable', revoked_at=None); "
+                "print(key.organization.slug, ' '.join(key.allowed_origins))",
             ],
             env=embedded_env,
             capture_output=True,
             text=True,
             timeout=60,
         )
-        assert shell.stdout.strip().splitlines()[-1] == "demo", shell.stderr
+        slug, *origins = shell.stdout.strip().splitlines()[-1].split()
+        assert slug == "demo", shell.stderr
+        assert f"http://127.0.0.1:{port}" in origins, shell.stdout  # the demo page on this port may use the demo key
         # ...and leaving it did not stop the servers the dev server uses.
         assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
     finally:

@@ -22,7 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate_schemas", interactive=False, verbosity=0)
-        demo = demo_ensure()
+        demo = demo_ensure(port=options["port"])
         base = f"http://{options['host']}:{options['port']}"
         self.stdout.write(
             "\n".join(
@@ -61,13 +61,14 @@ class Command(BaseCommand):
         )
 
 
-def demo_ensure() -> dict[str, str]:
+def demo_ensure(*, port: int = 8000) -> dict[str, str]:
     """The demo organisation, its keys and subscriber; created once, reused after."""
     from django_tenants.utils import tenant_context
 
     from notifications.models import Subscriber
-    from tenants.models import Organization
-    from tenants.resolve import api_key_resolve
+    from tenants.keys import key_hash
+    from tenants.models import ApiKey, Organization
+    from tenants.resolve import api_key_cache_forget, api_key_resolve
     from tenants.services import api_key_create, organization_create
 
     state_file = data_dir() / "demo.json"
@@ -75,7 +76,7 @@ def demo_ensure() -> dict[str, str]:
     if state_file.exists():
         state = json.loads(state_file.read_text())
     organization = organization_create(name="Demo", slug="demo")
-    origin = str(settings.HERALD_PUBLIC_URL)
+    origins = sorted({str(settings.HERALD_PUBLIC_URL), f"http://127.0.0.1:{port}", f"http://localhost:{port}"})
     if not state.get("secret_key") or api_key_resolve(state["secret_key"]) is None:
         state["secret_key"] = api_key_create(organization=organization, kind="secret", name="demo").key
     if not state.get("publishable_key") or api_key_resolve(state["publishable_key"]) is None:
@@ -83,8 +84,16 @@ def demo_ensure() -> dict[str, str]:
             organization=organization,
             kind="publishable",
             name="demo",
-            allowed_origins=sorted({origin, "http://127.0.0.1:8000", "http://localhost:8000"}),
+            allowed_origins=origins,
         ).key
+    else:
+        # `herald dev --port N` serves the demo page from another origin: allow it on the demo key.
+        hashed = key_hash(state["publishable_key"])
+        demo_key = ApiKey.objects.get(key_hash=hashed)
+        if not set(origins) <= set(demo_key.allowed_origins):
+            demo_key.allowed_origins = sorted(set(demo_key.allowed_origins) | set(origins))
+            demo_key.save(update_fields=["allowed_origins"])
+            api_key_cache_forget(hashed)
     with tenant_context(Organization.objects.get(pk=organization.pk)):
         Subscriber.objects.get_or_create(external_id="demo-user", defaults={"name": "Demo User"})
     state.update(slug=organization.slug, subscriber_id="demo-user")
