@@ -129,6 +129,9 @@ class SocketWriter:
                 if waiting_on is None:
                     await asyncio.sleep(0)
                 else:
+                    # What a Task does with a yielded future: the send coroutine marked it
+                    # "blocking"; awaiting it again here would otherwise raise RuntimeError.
+                    waiting_on._asyncio_future_blocking = False
                     await waiting_on
                 try:
                     waiting_on = step.send(None)
@@ -146,6 +149,7 @@ class SocketWriter:
 
     def socket_overflow(self) -> None:
         """The client cannot keep up: drop it; it reconnects with its cursor."""
+        logger.info("dropping a socket that cannot keep up (%s frames waiting)", self.send_queue_limit)
         self._dead = True
         self._pending = None
         if self._drain_task is not None:
