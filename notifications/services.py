@@ -20,7 +20,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from django.db import connection, transaction
@@ -335,16 +335,28 @@ class SentMessage:
     subscriber_pks: list[int] | None
 
 
+@dataclass(frozen=True, slots=True)
+class _MessageFields:
+    id: uuid.UUID
+    seq: int
+    title: str
+    body: str
+    action_url: str
+    category: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
 def send_results(
     prepared: PreparedSend, drafts: list[NotificationDraft], topic_pks: dict[str, int], rows: list[Any]
 ) -> list[SentMessage]:
     """Read SEND_SQL's rows: one SentMessage per draft, in order."""
     sent = []
     for (_, seq, recipients, sids), draft, message_id in zip(rows, drafts, prepared.ids, strict=True):
-        message = Message(
+        # The fields inbox_item_payload reads, without a model instance per message (a batch's hot spot).
+        message = _MessageFields(
             id=message_id,
             seq=seq,
-            audience=draft.audience,
             title=draft.title,
             body=draft.body,
             action_url=draft.action_url,
@@ -355,7 +367,7 @@ def send_results(
         sent.append(
             SentMessage(
                 result=SendResult(id=str(message_id), seq=int(seq), recipients=int(recipients)),
-                notification=inbox_item_payload(message),
+                notification=inbox_item_payload(cast(Message, message)) if recipients else {},
                 audience=draft.audience,
                 topic_pk=topic_pks.get(draft.topic) if draft.topic is not None else None,
                 subscriber_pks=list(sids) if sids is not None else None,
