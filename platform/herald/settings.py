@@ -96,9 +96,10 @@ CACHES = {
 # to overflow, no group membership to expire (a subscription lives as long as
 # the process's connection); what is published while a process reconnects is
 # lost, and the cursor replay covers it. Chosen with infra/bench/realtime.py
-# (one process, 5,000 sockets, hub on both layers): fan-out the same, 13.0 vs
-# 12.4 us of server CPU per delivery, but one event to one socket at 200/s took
-# p50 0.7 / p99 8.7 ms on PubSub against 3.3 / 108.5 ms on core, so PubSub.
+# (one process, 5,000 sockets, the hub on either layer). One event to one
+# socket at 200/s: p50 0.9 / p99 10.7 ms on PubSub, 2.2 / 12.9 ms on core
+# (an earlier, busier run: 0.7 / 8.7 against 3.3 / 108.5). Fan-out: 10.4 against
+# 14.6 us of server CPU per delivery (earlier 13.0 against 12.4). So PubSub.
 # Core (HERALD_CHANNEL_LAYER=core): every event for a process lands in that
 # process's ONE hub channel, so `capacity` is per process, not per socket: the
 # default 100 silently dropped events above ~1,800 msgs/s (DESIGN.md); 10,000
