@@ -230,19 +230,22 @@ async def _flush(key: ResolvedKey, group: list[_Pending]) -> None:
 
 
 async def _publish(organization_id: int, sent: list[SentMessage]) -> None:
-    from notifications.realtime import agroup_send, message_events
+    from notifications.realtime import agroup_send_many, message_events
 
-    for message in sent:
-        if not message.result.recipients:
-            continue
-        for group, event in message_events(
-            organization_id=organization_id,
-            notification=message.notification,
-            audience=message.audience,
-            topic_pk=message.topic_pk,
-            subscriber_pks=message.subscriber_pks,
-        ):
-            await agroup_send(group, event)
+    await agroup_send_many(
+        [
+            pair
+            for message in sent
+            if message.result.recipients
+            for pair in message_events(
+                organization_id=organization_id,
+                notification=message.notification,
+                audience=message.audience,
+                topic_pk=message.topic_pk,
+                subscriber_pks=message.subscriber_pks,
+            )
+        ]
+    )
 
 
 # --- keys ------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ then orders the commits (see MessageSequence).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -38,7 +37,7 @@ from notifications.models import (
     TopicSubscription,
 )
 from notifications.realtime import (
-    agroup_send,
+    agroup_send_many,
     inbox_read_all_event,
     inbox_update_event,
     message_events,
@@ -417,7 +416,7 @@ def _publish_after_commit(organization_id: int, sent: list[SentMessage]) -> None
     ]
 
     async def publish_all() -> None:
-        await asyncio.gather(*(agroup_send(group, event) for group, event in events))
+        await agroup_send_many(events)
 
     def publish() -> None:
         try:
