@@ -230,22 +230,10 @@ async def _flush(key: ResolvedKey, group: list[_Pending]) -> None:
 
 
 async def _publish(organization_id: int, sent: list[SentMessage]) -> None:
-    from notifications.realtime import agroup_send_many, message_events
+    from notifications.realtime import agroup_send_many
+    from notifications.services import sent_message_events
 
-    await agroup_send_many(
-        [
-            pair
-            for message in sent
-            if message.result.recipients
-            for pair in message_events(
-                organization_id=organization_id,
-                notification=message.notification,
-                audience=message.audience,
-                topic_pk=message.topic_pk,
-                subscriber_pks=message.subscriber_pks,
-            )
-        ]
-    )
+    await agroup_send_many(sent_message_events(organization_id, sent))
 
 
 # --- keys ------------------------------------------------------------------------------------

@@ -139,22 +139,35 @@ async def agroup_send_many(pairs: list[tuple[str, dict[str, Any]]]) -> None:
             logger.warning("pipelined publish of %d events failed", len(messages), exc_info=True)
 
 
-def _group_send(group: str, event: dict[str, Any]) -> None:
+def _publish_now(pairs: list[tuple[str, dict[str, Any]]]) -> None:
+    """Publish from sync code, on a loop that keeps its Redis connection; failures are logged."""
+    if not pairs:
+        return
     try:
-        asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
     except RuntimeError:
         pass
     else:
         # Sync code called straight from a running loop (rare): never block it.
-        asyncio.get_running_loop().create_task(agroup_send(group, event))
+        loop.create_task(agroup_send_many(pairs))
         return
     try:
         if _in_async_context():
-            async_to_sync(agroup_send)(group, event)
+            async_to_sync(agroup_send_many)(pairs)
         else:
-            _publisher.run(lambda: agroup_send(group, event))
+            _publisher.run(lambda: agroup_send_many(pairs))
     except Exception:  # noqa: BLE001
-        logger.warning("publish to %s failed", group, exc_info=True)
+        logger.warning("publishing %d events failed", len(pairs), exc_info=True)
+
+
+def _group_send(group: str, event: dict[str, Any]) -> None:
+    _publish_now([(group, event)])
+
+
+def publish_events_after_commit(pairs: list[tuple[str, dict[str, Any]]]) -> None:
+    """After commit, publish (group, event) pairs, e.g. from message_events, in one round trip."""
+    if pairs:
+        transaction.on_commit(lambda: _publish_now(pairs))
 
 
 def message_events(
@@ -175,35 +188,6 @@ def message_events(
     if len(pks) <= DIRECT_PUBLISH_MAX:
         return [(subscriber_group(organization_id, pk), event) for pk in pks]
     return [(organization_group(organization_id), {**event, "subscriber_pks": pks})]
-
-
-def publish_message_after_commit(
-    *,
-    organization_id: int,
-    notification: dict[str, Any],
-    audience: str,
-    topic_pk: int | None = None,
-    subscriber_pks: list[int] | None = None,
-) -> None:
-    """After commit, tell live sockets about a new message: once per audience.
-
-    `notification` is the inbox item payload (notifications.schemas.inbox_item_payload)
-    as every recipient first sees it. For `audience="subscribers"` pass the
-    recipients' pks; a long list is published once, to the organisation's group.
-    """
-    events = message_events(
-        organization_id=organization_id,
-        notification=notification,
-        audience=audience,
-        topic_pk=topic_pk,
-        subscriber_pks=subscriber_pks,
-    )
-
-    def publish() -> None:
-        for group, event in events:
-            _group_send(group, event)
-
-    transaction.on_commit(publish)
 
 
 def publish_to_subscriber_after_commit(*, organization_id: int, subscriber_pk: int, event: dict[str, Any]) -> None:

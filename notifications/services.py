@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from asgiref.sync import async_to_sync
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -37,12 +36,11 @@ from notifications.models import (
     TopicSubscription,
 )
 from notifications.realtime import (
-    agroup_send_many,
     inbox_read_all_event,
     inbox_update_event,
     message_events,
     preferences_changed_event,
-    publish_message_after_commit,
+    publish_events_after_commit,
     publish_to_subscriber_after_commit,
     publish_topic_membership_after_commit,
 )
@@ -385,27 +383,16 @@ def _messages_write(
         cursor.execute(SEND_SQL, prepared.params)
         rows = cursor.fetchall()
     sent = send_results(prepared, drafts, topic_pks, rows)
-    _publish_after_commit(organization_id, [message for message in sent if message.result.recipients])
+    publish_events_after_commit(sent_message_events(organization_id, sent))
     return [message.result for message in sent]
 
 
-def _publish_after_commit(organization_id: int, sent: list[SentMessage]) -> None:
-    """One message: notifications.realtime's publication. Several: one after-commit call that publishes all at once."""
-    if len(sent) == 1:
-        message = sent[0]
-        publish_message_after_commit(
-            organization_id=organization_id,
-            notification=message.notification,
-            audience=message.audience,
-            topic_pk=message.topic_pk,
-            subscriber_pks=message.subscriber_pks,
-        )
-        return
-    if not sent:
-        return
-    events = [
+def sent_message_events(organization_id: int, sent: list[SentMessage]) -> list[tuple[str, dict[str, Any]]]:
+    """The channel-layer events that announce the messages of `sent` that reached anyone."""
+    return [
         pair
         for message in sent
+        if message.result.recipients
         for pair in message_events(
             organization_id=organization_id,
             notification=message.notification,
@@ -414,17 +401,6 @@ def _publish_after_commit(organization_id: int, sent: list[SentMessage]) -> None
             subscriber_pks=message.subscriber_pks,
         )
     ]
-
-    async def publish_all() -> None:
-        await agroup_send_many(events)
-
-    def publish() -> None:
-        try:
-            async_to_sync(publish_all)()
-        except Exception:  # noqa: BLE001 - the database holds every message; clients catch up by cursor
-            logger.warning("publishing %d messages failed", len(events), exc_info=True)
-
-    transaction.on_commit(publish)
 
 
 def _topic_pks(keys: set[str]) -> dict[str, int]:
