@@ -23,7 +23,6 @@ from notifications import delivery
 from notifications.groups import organization_group, subscriber_group, topic_group
 from notifications.hub import HubMember, hub, text_message
 from notifications.proofs import subscriber_id_valid, subscriber_proof_verify
-from notifications.realtime import agroup_send
 from tenants.models import Organization
 from tenants.resolve import api_key_resolve
 
@@ -212,10 +211,8 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         elif kind in INBOX_ACTIONS:
             await self._inbox_action(kind, frame)  # type: ignore[arg-type]
         elif kind == "read_all":
-            event = await db_call(
-                delivery.inbox_read_all, organization=self.organization, subscriber_pk=self.subscriber_pk
-            )
-            await agroup_send(subscriber_group(self.organization_id, self.subscriber_pk), event)
+            # Every connection of the subscriber, this one included, hears it through its group.
+            await db_call(delivery.inbox_read_all, organization=self.organization, subscriber_pk=self.subscriber_pk)
         else:
             self.push(_error("unknown_type", f"unknown frame type {kind[:40]!r}"))
 
@@ -232,18 +229,16 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         if not isinstance(message_id, str) or len(message_id) > 64:
             self.push(_error("bad_request", "`id` must be a notification id"))
             return
-        event = await db_call(
+        found = await db_call(
             delivery.inbox_item_mark,
             organization=self.organization,
             subscriber_pk=self.subscriber_pk,
             message_id=message_id,
             action=kind,
         )
-        if event is None:
+        if not found:
             self.push(_error("not_found", "no such notification in this inbox"))
-            return
-        # Every connection of the subscriber, this one included, hears it through its group.
-        await agroup_send(subscriber_group(self.organization_id, self.subscriber_pk), event)
+        # A change reaches every connection of the subscriber, this one included, through its group.
 
     # --- auth, replay, stream -----------------------------------------------
 

@@ -6,10 +6,10 @@ through `database_sync_to_async`, which runs every consumer of a process on
 one shared thread and connection: a schema set by one call could otherwise be
 switched by another consumer before the next call (DESIGN.md, Tenancy).
 
-These are the selectors and services the socket needs (missed items since a
-cursor, unread count, read/unread/archive/read-all). The HTTP API may call
-them too; they publish nothing themselves: each write returns the event its
-caller publishes after the transaction committed.
+These are the reads the socket needs (missed items since a cursor, unread
+count) and tenant-activating wrappers over the inbox writes of
+notifications.services, which publish each change to the subscriber's group
+after commit, for the socket and the HTTP API alike.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from herald.problems import Problem
+from notifications import services
 from notifications.models import InboxItem, Message, Preference, Subscriber, TopicSubscription
 from notifications.proofs import SubscriberProof, subscriber_proof_verify
-from notifications.realtime import inbox_read_all_event, inbox_update_event
 from notifications.schemas import inbox_item_dict
 from tenants.models import Organization
 
@@ -133,46 +133,22 @@ def _message_uuid(message_id: str) -> uuid.UUID | None:
         return None
 
 
-def inbox_item_mark(
-    *, organization: Organization, subscriber_pk: int, message_id: str, action: str
-) -> dict[str, Any] | None:
-    """Mark one item `read`, `unread` or `archive`d; the `inbox.update` event to publish, or None if no such item."""
-    if action not in ("read", "unread", "archive"):
-        raise ValueError(f"unknown inbox action {action!r}")
+def inbox_item_mark(*, organization: Organization, subscriber_pk: int, message_id: str, action: str) -> bool:
+    """Mark one item `read`, `unread` or `archive` (services publishes the change); False if no such item."""
     message_uuid = _message_uuid(message_id)
     if message_uuid is None:
-        return None
-    now = timezone.now()
-    with tenant_context(organization), transaction.atomic():
-        item = (
-            InboxItem.objects.select_for_update().filter(subscriber_id=subscriber_pk, message_id=message_uuid).first()
-        )
-        if item is None:
-            return None
-        if action == "read" and item.read_at is None:
-            item.read_at = now
-            item.seen_at = item.seen_at or now
-            item.save(update_fields=["read_at", "seen_at"])
-        elif action == "unread" and item.read_at is not None:
-            item.read_at = None
-            item.save(update_fields=["read_at"])
-        elif action == "archive" and item.archived_at is None:
-            item.archived_at = now
-            item.save(update_fields=["archived_at"])
-        count = _unread(subscriber_pk)
-    return inbox_update_event(
-        message_id=str(message_uuid),
-        read_at=item.read_at,
-        seen_at=item.seen_at,
-        archived_at=item.archived_at,
-        unread_count=count,
-    )
+        return False
+    with tenant_context(organization):
+        try:
+            services.inbox_item_mark(
+                organization_id=organization.pk, subscriber_pk=subscriber_pk, message_id=message_uuid, action=action
+            )
+        except Problem:
+            return False
+    return True
 
 
-def inbox_read_all(*, organization: Organization, subscriber_pk: int) -> dict[str, Any]:
-    """Mark every unread item read; the `inbox.update` event to publish."""
-    now = timezone.now()
-    with tenant_context(organization), transaction.atomic():
-        InboxItem.objects.filter(subscriber_id=subscriber_pk, read_at__isnull=True).update(read_at=now)
-        InboxItem.objects.filter(subscriber_id=subscriber_pk, seen_at__isnull=True).update(seen_at=now)
-    return inbox_read_all_event(read_at=now)
+def inbox_read_all(*, organization: Organization, subscriber_pk: int) -> int:
+    """Mark every unread item read (services publishes the change); how many were marked."""
+    with tenant_context(organization):
+        return services.inbox_read_all(organization_id=organization.pk, subscriber_pk=subscriber_pk)
