@@ -8,6 +8,7 @@ authenticated the request and activated its organisation's schema.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -344,12 +345,17 @@ class PreferencesOut(Out):
 # --- server API ----------------------------------------------------------------------------
 
 
-def _inbox_out(page: selectors.Page[InboxItem]) -> dict[str, Any]:
+def _page_out(page: selectors.Page[Any], item_out: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """A list page as every list endpoint answers it."""
     return {
-        "items": [inbox_item_dict(item) for item in page.items],
+        "items": [item_out(item) for item in page.items],
         "next_cursor": page.next_cursor,
         "has_more": page.has_more,
     }
+
+
+def _inbox_out(page: selectors.Page[InboxItem]) -> dict[str, Any]:
+    return _page_out(page, inbox_item_dict)
 
 
 @secret.put("/subscribers/{subscriber_id}", response=SubscriberOut, summary="Create or update a subscriber")
@@ -383,11 +389,7 @@ def subscriber_delete(request: HttpRequest, subscriber_id: SubscriberIdPath) -> 
 @decorate_view(secret_operation())
 def subscribers_list(request: HttpRequest, limit: Limit = 50, cursor: CursorParam = None) -> dict[str, Any]:
     page = selectors.subscribers_page(cursor=cursor, limit=limit)
-    return {
-        "items": [_subscriber_out(s) for s in page.items],
-        "next_cursor": page.next_cursor,
-        "has_more": page.has_more,
-    }
+    return _page_out(page, _subscriber_out)
 
 
 @secret.put("/topics/{key}", response=TopicOut, summary="Create or rename a topic")
@@ -433,11 +435,7 @@ def topic_subscribers_list(
     request: HttpRequest, key: TopicKeyPath, limit: Limit = 50, cursor: CursorParam = None
 ) -> dict[str, Any]:
     page = selectors.topic_subscribers_page(topic=_topic_or_404(key), cursor=cursor, limit=limit)
-    return {
-        "items": [_subscriber_out(s) for s in page.items],
-        "next_cursor": page.next_cursor,
-        "has_more": page.has_more,
-    }
+    return _page_out(page, _subscriber_out)
 
 
 @secret.post(

@@ -30,7 +30,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -113,25 +112,9 @@ async def load(port: int, raw: bytes, concurrency: int, seconds: float, expect: 
 
 def setup() -> tuple[str, str]:
     """Services, migrations, and an organisation with a key, a subscriber and a 10,000-subscriber topic."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
-    os.environ.setdefault("LOG_LEVEL", "ERROR")
-    if os.environ.get("DATABASE_URL"):
-        import psycopg
+    from infra.bench.common import django_on_fresh_services
 
-        name = f"herald_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        base, _, _ = os.environ["DATABASE_URL"].rpartition("/")
-        os.environ["DATABASE_URL"] = f"{base}/{name}"
-    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
-        os.environ["HERALD_DATA_DIR"] = tempfile.mkdtemp(prefix="hb-", dir="/tmp")
-        from herald.devservices import ensure_services
-
-        ensure_services(quiet=True)
-
-    import django
-
-    django.setup()
+    django_on_fresh_services()
     from django.core.management import call_command
     from django_tenants.utils import tenant_context
 

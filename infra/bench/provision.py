@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -40,26 +39,10 @@ def main() -> int:
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
-    os.environ.setdefault("LOG_LEVEL", "ERROR")
     os.environ["HERALD_SPARE_SCHEMAS"] = "0"  # refills happen between timings, not during them
-    if os.environ.get("DATABASE_URL"):
-        import psycopg
+    from infra.bench.common import django_on_fresh_services
 
-        name = f"herald_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        base, _, _ = os.environ["DATABASE_URL"].rpartition("/")
-        os.environ["DATABASE_URL"] = f"{base}/{name}"
-    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
-        os.environ["HERALD_DATA_DIR"] = tempfile.mkdtemp(prefix="hb-", dir="/tmp")
-        from herald.devservices import ensure_services
-
-        ensure_services(quiet=True)
-
-    import django
-
-    django.setup()
+    django_on_fresh_services()
     from django.core.management import call_command
 
     from tenants.models import Organization, SpareSchema
