@@ -128,11 +128,12 @@ class EmbeddedRedis:
                     time.sleep(0.02)
             _write_handles(self.handles, [*pids, os.getpid()])
 
-    def stop(self) -> None:
+    def stop(self, *, force: bool = False) -> None:
+        """Leave; the last process to leave (or a `force`d stop) stops the server."""
         with _locked(self.root):
             pids = [pid for pid in _read_handles(self.handles) if pid != os.getpid()]
             _write_handles(self.handles, pids)
-            if pids:
+            if pids and not force:
                 return
             pid = self._running_pid()
             if pid is None:
@@ -212,7 +213,8 @@ class EmbeddedServices:
             self.postgres.stop()
             self.postgres = None
         if self.redis is not None:
-            self.redis.stop()
+            # An ephemeral folder belongs to this process alone: stop its Redis whatever the handle list says.
+            self.redis.stop(force=self.ephemeral)
             self.redis = None
         if self.ephemeral:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -235,3 +237,31 @@ def ensure_services(*, quiet: bool = False) -> EmbeddedServices | None:
     if not quiet:
         logger.info("embedded services: %s", ", ".join(f"{k}={v}" for k, v in urls.items()))
     return services
+
+
+def reap_stale_test_services(root: Path) -> int:
+    """Stop servers left by test runs that died without cleaning up; remove their folders.
+
+    A test run's folder is `<root>/test-<pid>`; when that pid is gone, whatever
+    still runs from the folder is an orphan.
+    """
+    reaped = 0
+    stale = []
+    for folder in root.glob("test-*"):
+        owner = folder.name.removeprefix("test-")
+        if owner.isdigit() and not psutil.pid_exists(int(owner)):
+            stale.append(folder)
+    for process in psutil.process_iter(["cmdline", "status"]):
+        try:
+            command = " ".join(process.info["cmdline"] or [])
+            if process.info["status"] == psutil.STATUS_ZOMBIE or f"{root}/test-" not in command:
+                continue
+            owner = command.split(f"{root}/test-", 1)[1].split("/", 1)[0]
+            if owner.isdigit() and not psutil.pid_exists(int(owner)):
+                process.terminate()
+                reaped += 1
+        except (psutil.Error, IndexError):
+            continue
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+    return reaped

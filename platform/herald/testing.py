@@ -9,11 +9,12 @@ them and removes the folder when the run ends.
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 import pytest
 
-from herald.devservices import EmbeddedServices, data_dir
+from herald.devservices import EmbeddedServices, data_dir, reap_stale_test_services
 
 _services: EmbeddedServices | None = None
 
@@ -28,9 +29,17 @@ def pytest_load_initial_conftests(early_config: Any, parser: Any, args: list[str
     want_pg = not os.environ.get("DATABASE_URL")
     want_redis = not os.environ.get("REDIS_URL")
     if want_pg or want_redis:
+        # A run killed earlier left its servers behind: stop them before starting ours.
+        reap_stale_test_services(data_dir())
+        # A SIGTERM (CI timeout, `timeout`) unwinds like Ctrl-C, so the servers below are stopped.
+        signal.signal(signal.SIGTERM, _interrupt)
         root = data_dir() / f"test-{os.getpid()}"
         _services = EmbeddedServices(root, ephemeral=True)
         os.environ.update(_services.start(postgres=want_pg, redis=want_redis))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @pytest.hookimpl(trylast=True)

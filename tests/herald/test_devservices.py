@@ -94,3 +94,24 @@ def test_dev_serves_is_shared_and_leaves_nothing_after_ctrl_c(embedded_env: dict
     while _processes_using(folder) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _processes_using(folder) == [], "postgres or redis outlived herald dev"
+
+
+def test_servers_left_by_a_dead_test_run_are_reaped() -> None:
+    from herald.devservices import EmbeddedRedis, reap_stale_test_services
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    root = Path(f"/tmp/hr-{os.getpid()}-{free_port()}")
+    orphan = EmbeddedRedis(root / f"test-{dead.pid}" / "redis")
+    orphan.start()
+    pid = orphan._running_pid()
+    assert pid is not None and psutil.pid_exists(pid)
+    try:
+        assert reap_stale_test_services(root) == 1
+        psutil.Process(pid).wait(10)
+        assert not psutil.pid_exists(pid)
+        assert not (root / f"test-{dead.pid}").exists()
+    finally:
+        if psutil.pid_exists(pid):
+            psutil.Process(pid).kill()
+        subprocess.run(["rm", "-rf", str(root)], check=False)
