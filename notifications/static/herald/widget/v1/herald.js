@@ -391,7 +391,10 @@ export class HeraldInbox extends HTMLElement {
     this._token = String(token || '');
     const left = tokenExpiry(this._token) - Date.now();
     clearTimeout(this._refresh);
-    if (left > 0) this._refresh = setTimeout(() => this._reauth(), Math.max(1000, left - Math.min(30000, left / 5)));
+    // Refresh a fifth of the lifetime early (at most 30 s), and never less than 2 s early (or half a
+    // short token's life): the new `auth` must reach the server before `exp` even on a busy machine.
+    const early = Math.min(30000, Math.max(left / 5, Math.min(2000, left / 2)));
+    if (left > 0) this._refresh = setTimeout(() => this._reauth(), Math.max(500, left - early));
     return this._token;
   }
 
