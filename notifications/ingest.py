@@ -52,10 +52,10 @@ from notifications.services import (
     send_prepare,
     send_results,
 )
-from tenants.keys import key_hash, key_kind
+from tenants.keys import key_hash
 from tenants.models import ApiKey
 from tenants.ratelimit import RateDecision, rate_limit_take_async
-from tenants.resolve import ResolvedKey, api_key_resolve
+from tenants.resolve import ResolvedKey, api_key_resolve, secret_key_shape_check
 
 logger = logging.getLogger(__name__)
 
@@ -262,11 +262,7 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Problem("authentication-required", "Authorization must be `Bearer <key>`")
-    kind = key_kind(token)
-    if kind == "publishable":
-        raise Problem("publishable-key-not-allowed")
-    if kind != "secret":
-        raise Problem("invalid-api-key")
+    secret_key_shape_check(token)
     hashed = key_hash(token)
     resolved: ResolvedKey | None = None
     try:

@@ -121,13 +121,20 @@ def request_secret_key(request: HttpRequest) -> ResolvedKey:
     token = _bearer(request)
     if token is None:
         raise Problem("authentication-required")
-    kind = key_kind(token)
-    if kind == "publishable":
-        raise Problem("publishable-key-not-allowed")
-    resolved = api_key_resolve(token) if kind == "secret" else None
+    secret_key_shape_check(token)
+    resolved = api_key_resolve(token)
     if resolved is None:
         raise Problem("invalid-api-key")
     return resolved
+
+
+def secret_key_shape_check(token: str) -> None:
+    """Refuse, without a query, a token that is not a well-formed secret key (the sync and lean paths share it)."""
+    kind = key_kind(token)
+    if kind == "publishable":
+        raise Problem("publishable-key-not-allowed")
+    if kind != "secret":
+        raise Problem("invalid-api-key")
 
 
 def request_publishable_key(request: HttpRequest) -> tuple[ResolvedKey, str | None]:
