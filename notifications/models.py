@@ -102,8 +102,18 @@ class InboxItem(models.Model):
     recipient of a broadcast.
     """
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="inbox_items")
-    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="inbox_items")
+    # Fan-out writes one row per recipient (5,000 for a broadcast to 5,000 subscribers), so the row is
+    # lean: no database foreign keys. Their deferred checks cost about 100 ms at commit for 5,000 rows,
+    # as much as the insert itself (infra/bench/realtime.py, (b)). What they guarded is kept otherwise:
+    # - the message is written by the same statement as its items (notifications.services.SEND_SQL),
+    #   and only Django deletes messages, cascading here;
+    # - a subscriber's erasure locks this table against inserts first (services.subscriber_delete),
+    #   so no send racing it can leave an item behind for the erased subscriber.
+    # The subscriber has no index of its own: the two composite indexes below start with it.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="inbox_items", db_constraint=False)
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="inbox_items", db_constraint=False, db_index=False
+    )
     seq = models.BigIntegerField()
     category = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

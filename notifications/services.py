@@ -18,7 +18,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.db import connection, transaction
@@ -107,6 +107,15 @@ def idempotency_store(*, endpoint: str, key: str, status_code: int, response: An
         )
 
 
+def idempotency_purge(*, older_than: timedelta) -> int:
+    """Delete the active schema's idempotency records older than `older_than` (at least 24 h); how many."""
+    if older_than < timedelta(hours=IDEMPOTENCY_TTL_HOURS):
+        raise ValueError(f"idempotency keys are kept at least {IDEMPOTENCY_TTL_HOURS} h")
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {T_IDEMPOTENCY} WHERE created_at < %s", [timezone.now() - older_than])
+        return int(cursor.rowcount)
+
+
 # --- subscribers --------------------------------------------------------------------
 
 
@@ -127,7 +136,10 @@ def subscriber_delete(*, external_id: str) -> bool:
     subscriber = Subscriber.objects.filter(external_id=external_id).first()
     if subscriber is None:
         return False
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Inbox items have no foreign key to the subscriber (models.InboxItem): lock out inserts first, so a
+        # send in flight finishes before, and a send after it no longer sees the subscriber.
+        cursor.execute(f"LOCK TABLE {T_INBOX} IN SHARE ROW EXCLUSIVE MODE")
         for table in (T_INBOX, T_TOPICSUB, T_PREFERENCE):
             cursor.execute(f"DELETE FROM {table} WHERE subscriber_id = %s", [subscriber.pk])
         cursor.execute(f"DELETE FROM {T_SUBSCRIBER} WHERE id = %s", [subscriber.pk])

@@ -12,7 +12,10 @@ then serves Herald with `uvicorn --workers 2` on 127.0.0.1 and measures:
   requests/s, p50 and p99 latency (every answer must be 202);
 - POST /v1/notifications/batch (100 notifications each) at concurrency 4:
   notifications/s;
-- POST /v1/notifications to the 10,000-subscriber topic: time to the 202.
+- POST /v1/notifications to the 10,000-subscriber topic: time to the 202;
+- isolation: a second organisation's single sends at concurrency 1 (p50/p99), alone, while a third
+  organisation on the Free plan hammers at concurrency 64 (its excess answered 429), and while the first
+  organisation sends at concurrency 16.
 
 The load generator is a minimal keep-alive HTTP/1.1 client on asyncio in this
 process (one connection per concurrent client), so it costs the server's two
@@ -110,8 +113,9 @@ async def load(port: int, raw: bytes, concurrency: int, seconds: float, expect: 
     return len(latencies), latencies, bad
 
 
-def setup() -> tuple[str, str]:
-    """Services, migrations, and an organisation with a key, a subscriber and a 10,000-subscriber topic."""
+def setup() -> tuple[str, dict[str, str]]:
+    """Services, migrations, an organisation with a key, a subscriber and a 10,000-subscriber topic, and the
+    two organisations of the isolation phase (keys by name: "quiet" on Enterprise, "noisy" on Free)."""
     from infra.bench.common import django_on_fresh_services
 
     django_on_fresh_services()
@@ -131,7 +135,12 @@ def setup() -> tuple[str, str]:
         topic = Topic.objects.create(key="everyone")
         subscribers = Subscriber.objects.bulk_create([Subscriber(external_id=f"member-{i}") for i in range(10_000)])
         TopicSubscription.objects.bulk_create([TopicSubscription(topic=topic, subscriber=s) for s in subscribers])
-    return key, os.environ["DATABASE_URL"]
+    others = {}
+    for name, plan in (("quiet", "enterprise"), ("noisy", "free")):
+        other = organization_create(name=name, slug=f"{name}-{uuid.uuid4().hex[:6]}")
+        Organization.objects.filter(pk=other.pk).update(plan=plan)
+        others[name] = api_key_create(organization=other, kind="secret", name="bench").key
+    return key, others
 
 
 def serve(port: int, workers: int) -> subprocess.Popen[bytes]:
@@ -197,6 +206,33 @@ def cpu_note(meter: CpuMeter, before: tuple[float, float], units: int, unit: str
     return note
 
 
+async def isolation(port: int, key: str, others: dict[str, str], seconds: float) -> None:
+    """Another organisation's sends at concurrency 1, alone and while a noisy one hammers the API."""
+    quiet = build_request("/v1/notifications", others["quiet"], {"to": ["quiet-user"], "title": "Quiet"})
+    noisy_free = build_request("/v1/notifications", others["noisy"], {"to": ["noisy-user"], "title": "Noisy"})
+    noisy_paid = build_request("/v1/notifications", key, {"to": ["bench-user"], "title": "Noisy"})
+    await load(port, quiet, 1, 1.0, 202)
+    print("Isolation: organisation Q sends at concurrency 1 while organisation N hammers (Q p50 / p99):")
+    cases: list[tuple[str, bytes | None, int, int]] = [
+        ("alone", None, 0, 202),
+        ("N on Free (50/s) at concurrency 64, mostly 429", noisy_free, 64, 429),
+        ("N on Enterprise at concurrency 16, all 202", noisy_paid, 16, 202),
+    ]
+    for label, raw, concurrency, expect in cases:
+        noise = asyncio.ensure_future(load(port, raw, concurrency, seconds + 1.0, expect)) if raw else None
+        if noise:
+            await asyncio.sleep(0.5)
+        count, latencies, bad = await load(port, quiet, 1, seconds, 202)
+        line = (
+            f"  {label:<48} p50 {percentile(latencies, 50) * 1000:6.1f} ms   "
+            f"p99 {percentile(latencies, 99) * 1000:6.1f} ms   ({count} sends{f', {bad} NOT 202' if bad else ''})"
+        )
+        if noise:
+            answered, _, other = await noise
+            line += f";  N: {answered / (seconds + 1.0):.0f} answers/s, {answered - other} of them {expect}"
+        print(line)
+
+
 async def run(port: int, key: str, seconds: float, meter: CpuMeter) -> None:
     single = build_request("/v1/notifications", key, {"to": ["bench-user"], "title": "Bench", "body": "hello"})
     await load(port, single, 4, 1.0, 202)  # warm up: every worker's connections, caches, statements
@@ -240,12 +276,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    key, _ = setup()
+    key, others = setup()
     port = free_port()
     server = serve(port, args.workers)
     try:
         os.system("uptime")  # noqa: S605, S607 - how busy the machine was
         asyncio.run(run(port, key, args.seconds, CpuMeter(server.pid, os.environ["DATABASE_URL"])))
+        asyncio.run(isolation(port, key, others, args.seconds))
     finally:
         server.send_signal(signal.SIGTERM)
         try:
