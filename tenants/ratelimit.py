@@ -68,6 +68,7 @@ class RateDecision:
     remaining: int
     retry_after: int  # seconds, 0 when allowed
     window: int  # seconds for an empty bucket to refill
+    retry_ms: int = 0  # milliseconds until the next token, when refused (Retry-After rounds it up to seconds)
 
     def headers(self) -> dict[str, str]:
         """RateLimit / RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers) and, when refused, Retry-After."""
@@ -107,6 +108,7 @@ def _decision(limits_rate: float, burst: int, window: int, allowed: int, remaini
         remaining=max(0, int(remaining)),
         retry_after=max(1, math.ceil(int(retry_ms) / 1000)) if not allowed else 0,
         window=window,
+        retry_ms=int(retry_ms) if not allowed else 0,
     )
 
 

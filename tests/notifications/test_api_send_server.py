@@ -95,6 +95,27 @@ def test_server_path_rate_limits_and_touches_last_used(acme: Org, globex: Org, h
         assert Message.objects.count() == 1
 
 
+def test_a_refused_key_is_answered_from_memory_until_its_next_token_and_no_longer(
+    acme: Org, herald_server: HeraldServer
+) -> None:
+    """After the bucket refuses a key, the server answers it 429 without Redis until the bucket would refill."""
+    row = ApiKey.objects.get(key_hash=key_hash(acme.secret_key))
+    # 49 tokens in debt on the Free plan (50/s): the next token is 1 s away.
+    redis_client().hset(bucket_key(row.pk), mapping={"tokens": "-49", "ts": str(int(time.time() * 1000))})
+    refused_at = time.monotonic()
+    first = _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"})
+    assert first.status_code == 429 and first.headers["Retry-After"] == "1"
+    redis_client().delete(bucket_key(row.pk))  # a full bucket in Redis: only the server's memory refuses now
+    again = _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"})
+    assert time.monotonic() - refused_at < 0.9, "too slow to tell memory from Redis"
+    assert again.status_code == 429 and again.json()["type"].endswith("/rate-limited")
+    assert "remaining=0" in again.headers["RateLimit"]
+    time.sleep(max(0.0, refused_at + 1.1 - time.monotonic()))
+    assert _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"}).status_code == 202
+    with acme.activate():
+        assert Message.objects.count() == 1
+
+
 def test_server_path_respects_opt_outs_and_idempotency(acme: Org, herald_server: HeraldServer) -> None:
     api = server_api(acme)
     api.put("/v1/subscribers/out", {})
