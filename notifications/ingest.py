@@ -95,9 +95,11 @@ class _Database:
                         host=str(db["HOST"] or "") or None,
                         port=str(db["PORT"] or "") or None,
                     )
+                    # All connections opened up front and kept: a pool growing under load would add a
+                    # backend start (and its cold catalog caches) to the requests that made it grow.
                     size = int(os.environ.get("HERALD_INGEST_POOL_SIZE", "4"))
                     pool = AsyncConnectionPool(
-                        conninfo, min_size=1, max_size=size, open=False, timeout=10, kwargs={"autocommit": True}
+                        conninfo, min_size=size, max_size=size, open=False, timeout=10, kwargs={"autocommit": True}
                     )
                     await pool.open()
                     self.pool = pool
