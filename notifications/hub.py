@@ -14,7 +14,7 @@ task, and one that overflows it is dropped (its client reconnects with its
 cursor and loses nothing). So one stalled socket cannot stall its tenant.
 
 Events consumed (see notifications.realtime for their full shapes):
-`notification.new`, `inbox.update`, `preferences.changed`, `topic.membership`.
+`notification.new`, `notification.batch`, `inbox.update`, `preferences.changed`, `topic.membership`.
 """
 
 from __future__ import annotations
@@ -295,6 +295,9 @@ class Hub:
         kind = event.get("type")
         if kind == "notification.new":
             self._notification(group, members, event)
+        elif kind == "notification.batch":
+            for item in event.get("items") or ():
+                self._notification(group, members, item)
         elif kind == "inbox.update":
             frame = {k: v for k, v in event.items() if k not in ("type", "group", "unread_count")}
             update = shared_text_message({"type": "update", **frame})

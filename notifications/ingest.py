@@ -420,7 +420,8 @@ async def ingest(scope: dict[str, Any], receive: Any, send: Any, django: ASGIApp
     if body is None:
         await _problem(send, Problem("payload-too-large"), None, scope["path"])
         return
-    if "idempotency-key" in headers or (batch and _has_item_keys(_parsed_or_none(body))):
+    parsed = _parsed_or_none(body) if batch and body else None  # parsed once: a batch is large
+    if "idempotency-key" in headers or (batch and _has_item_keys(parsed)):
         replayed = False
 
         async def replay() -> dict[str, Any]:
@@ -449,7 +450,7 @@ async def ingest(scope: dict[str, Any], receive: Any, send: Any, django: ASGIApp
                     _refused.clear()
                 _refused[authorization] = (time.monotonic() + decision.retry_ms / 1000, decision)
             raise Problem("rate-limited", headers=decision.headers())
-        data = json_parse(body) if body else None
+        data = parsed if parsed is not None else json_parse(body) if body else None
         if batch:
             drafts = [item.draft() for item in _validated(BatchIn, data).notifications]
             outcomes = await notifications_send_grouped(key=key, drafts=drafts, touch=touch)

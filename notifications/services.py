@@ -38,7 +38,7 @@ from notifications.models import (
 from notifications.realtime import (
     inbox_read_all_event,
     inbox_update_event,
-    message_events,
+    messages_events,
     preferences_changed_event,
     publish_events_after_commit,
     publish_to_subscriber_after_commit,
@@ -401,18 +401,19 @@ def _messages_write(
 
 def sent_message_events(organization_id: int, sent: list[SentMessage]) -> list[tuple[str, dict[str, Any]]]:
     """The channel-layer events that announce the messages of `sent` that reached anyone."""
-    return [
-        pair
-        for message in sent
-        if message.result.recipients
-        for pair in message_events(
-            organization_id=organization_id,
-            notification=message.notification,
-            audience=message.audience,
-            topic_pk=message.topic_pk,
-            subscriber_pks=message.subscriber_pks,
-        )
-    ]
+    return messages_events(
+        organization_id,
+        [
+            {
+                "notification": message.notification,
+                "audience": message.audience,
+                "topic_pk": message.topic_pk,
+                "subscriber_pks": message.subscriber_pks,
+            }
+            for message in sent
+            if message.result.recipients
+        ],
+    )
 
 
 def _topic_pks(keys: set[str]) -> dict[str, int]:

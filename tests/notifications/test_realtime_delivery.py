@@ -6,6 +6,7 @@ import asyncio
 
 from tests.conftest import Org
 from tests.notifications.realtime_support import (
+    api_call,
     api_preferences_set,
     api_send,
     api_topic_add,
@@ -164,3 +165,27 @@ async def test_broadcast_and_topic_honour_opt_outs_and_live_topic_joins(herald_s
     assert await ivy.nothing_within(0.3)
     await ivy.close()
     await jack.close()
+
+
+async def test_a_batch_to_named_subscribers_is_one_publish_and_reaches_each_socket(
+    herald_server: HeraldServer, acme: Org
+) -> None:
+    secret = await run_db(signing_secret, acme)
+    names = [f"batch-{i}" for i in range(10)]
+    sockets = {name: (await subscribe(herald_server, acme, secret, name))[0] for name in names}
+    bystander, _, _ = await subscribe(herald_server, acme, secret, "bystander")
+    items = [{"to": [name], "title": f"for {name}"} for name in names]
+    items.append({"to": ["batch-0", "batch-1"], "title": "for two"})
+    answer = await api_call(herald_server, acme, "POST", "/v1/notifications/batch", {"notifications": items})
+    ids = [result["id"] for result in answer["results"]]
+    assert all(result["status"] == 202 for result in answer["results"])
+    for index, name in enumerate(names):
+        frame = await sockets[name].recv_type("notification")
+        assert frame["notification"]["id"] == ids[index] and frame["notification"]["title"] == f"for {name}"
+    for name in ("batch-0", "batch-1"):
+        assert (await sockets[name].recv_type("notification"))["notification"]["id"] == ids[-1]
+    for name in names:
+        assert await sockets[name].nothing_within(0.05)
+    assert await bystander.nothing_within(0.3)
+    for client in [*sockets.values(), bystander]:
+        await client.close()
