@@ -82,7 +82,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
     channel_layer_alias = "herald.hub-only"
     # Thousands of these live per process: slots keep each instance's dict small.
     __slots__ = (
-        "scope", "organization", "organization_id", "channel_layer", "base_send", "loop", "closing",
+        "scope", "organization", "organization_id", "api_key_id", "channel_layer", "base_send", "loop", "closing",
         "authenticating", "subscriber_id", "topic_groups", "joined", "tokens", "tokens_at", "last_frame_at",
         "expiry_timer", "auth_timer", "idle_timer",
     )  # fmt: skip
@@ -94,6 +94,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         self.scope = scope
         self.organization: Organization = scope["organization"]
         self.organization_id = int(self.organization.pk)
+        self.api_key_id = scope.get("api_key_id")
         self.send_queue_limit = int(settings.HERALD_WS_SEND_QUEUE)
         self.channel_layer = None
         self.base_send = send
@@ -359,6 +360,9 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             self.expiry_timer = self.loop.call_later(delay, self.close_socket, CLOSE_UNAUTHORIZED)
 
     # --- hub callbacks ---------------------------------------------------------
+
+    def key_revoked(self) -> None:
+        self.close_socket(CLOSE_FORBIDDEN)
 
     def topic_change(self, topic: str, *, joined: bool) -> None:
         if self.closing:

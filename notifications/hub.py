@@ -14,7 +14,7 @@ task, and one that overflows it is dropped (its client reconnects with its
 cursor and loses nothing). So one stalled socket cannot stall its tenant.
 
 Events consumed (see notifications.realtime for their full shapes):
-`notification.new`, `notification.batch`, `inbox.update`, `preferences.changed`, `topic.membership`.
+`notification.new`, `notification.batch`, `key.revoked`, `inbox.update`, `preferences.changed`, `topic.membership`.
 """
 
 from __future__ import annotations
@@ -168,6 +168,7 @@ class HubMember(SocketWriter):
     """What the hub needs from a socket: its tenant, its subscriber and how to take frames."""
 
     organization_id: int
+    api_key_id: int | None = None  # the publishable key the socket was opened with
     subscriber_pk: int | None = None
     opted_out: frozenset[str] = frozenset()
     # While the missed items are replayed, live frames wait here (seq, message).
@@ -184,6 +185,9 @@ class HubMember(SocketWriter):
 
     def topic_change(self, topic: str, *, joined: bool) -> None:
         """The subscriber joined or left a topic while connected (overridden by the consumer)."""
+
+    def key_revoked(self) -> None:
+        """The publishable key this socket was opened with was revoked (overridden by the consumer)."""
 
     def offer_notification(self, message: ASGIMessage, seq: int, category: str | None) -> None:
         """A new message; `category` is given for topic/broadcast messages, which honour opt-outs here."""
@@ -313,6 +317,11 @@ class Hub:
                 member.opted_out = opted_out
         elif kind == "topic.membership":
             self._topic_membership(group, event)
+        elif kind == "key.revoked":
+            revoked = event.get("api_key_id")
+            for member in list(members):
+                if member.api_key_id is not None and member.api_key_id == revoked:
+                    member.key_revoked()
 
     def _notification(self, group: str, members: set[HubMember], event: dict[str, Any]) -> None:
         payload = event["notification"]

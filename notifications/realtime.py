@@ -16,6 +16,8 @@ pre-built frame to all its local members of that group:
      "subscriber_pks": [int, ...]}, ...]}
         to t<org>.all: many messages to named subscribers sent together (a batch, or sends coalesced into
         one transaction), in one publish instead of one per subscriber; each item as notification.new.
+    {"type": "key.revoked", "group": g, "api_key_id": int}
+        to t<org>.all: sockets opened with that publishable key close with 4403.
     {"type": "inbox.update", "group": g, "notification": {"id", "read_at", "seen_at", "archived_at"},
      "unread_count": int | None}
     {"type": "inbox.update", "group": g, "all_read": true, "read_at": iso, "unread_count": 0}
@@ -227,6 +229,12 @@ def messages_events(organization_id: int, messages: list[dict[str, Any]]) -> lis
         ]
         pairs.append((group, {"type": "notification.batch", "items": items}))
     return pairs
+
+
+def publish_key_revoked_after_commit(*, organization_id: int, api_key_id: int) -> None:
+    """After commit, close the live sockets opened with this (publishable) key, in every process."""
+    event = {"type": "key.revoked", "api_key_id": int(api_key_id)}
+    transaction.on_commit(lambda: _group_send(organization_group(organization_id), event))
 
 
 def publish_to_subscriber_after_commit(*, organization_id: int, subscriber_pk: int, event: dict[str, Any]) -> None:

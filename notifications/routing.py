@@ -59,7 +59,12 @@ class PublishableKeyMiddleware:
             or not origin_allowed(_header(scope, b"origin"), list(resolved.allowed_origins))
         ):
             return None
-        return {**scope, "organization": _organization(resolved), "publishable_key": key}
+        return {
+            **scope,
+            "organization": _organization(resolved),
+            "publishable_key": key,
+            "api_key_id": resolved.api_key_id,
+        }
 
 
 _organizations: dict[tuple[int, str], Organization] = {}

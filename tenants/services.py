@@ -163,6 +163,11 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     from tenants.resolve import api_key_cache_forget
 
     api_key_cache_forget(api_key.key_hash)
+    if api_key.kind == ApiKey.Kind.PUBLISHABLE:
+        # Sockets opened with it close (4403) in every process. Imported here: notifications builds on tenants.
+        from notifications.realtime import publish_key_revoked_after_commit
+
+        publish_key_revoked_after_commit(organization_id=api_key.organization_id, api_key_id=api_key.pk)
     return api_key
 
 

@@ -11,7 +11,7 @@ import websockets
 from django.utils import timezone
 from websockets.asyncio.client import connect
 
-from tests.conftest import Org
+from tests.conftest import ALLOWED_ORIGIN, Org
 from tests.notifications.realtime_support import (
     Client,
     api_send,
@@ -189,3 +189,34 @@ async def test_revoked_key_closes_on_reauth_with_4403(herald_server: HeraldServe
     await run_db(revoke)
     await client.send(auth_frame(secret, "lena", token_expires=timezone.now() + timedelta(minutes=5)))
     assert await client.closed_with() == 4403
+
+
+def _second_publishable_key(org: Org) -> str:
+    from tenants.services import api_key_create
+
+    return api_key_create(
+        organization=org.organization, kind="publishable", name="second", allowed_origins=[ALLOWED_ORIGIN]
+    ).key
+
+
+def _revoke(key: str) -> None:
+    from tenants.keys import key_hash
+    from tenants.models import ApiKey
+    from tenants.services import api_key_revoke
+
+    api_key_revoke(api_key=ApiKey.objects.get(key_hash=key_hash(key)))
+
+
+async def test_revoking_a_publishable_key_closes_the_sockets_opened_with_it_and_no_others(
+    herald_server: HeraldServer, acme: Org
+) -> None:
+    secret = await run_db(signing_secret, acme)
+    doomed = [(await subscribe(herald_server, acme, secret, name))[0] for name in ("doomed-1", "doomed-2")]
+    kept = await open_socket(herald_server, acme, key=await run_db(_second_publishable_key, acme))
+    await kept.send(auth_frame(secret, "kept"))
+    await kept.recv_type("ready", 10)
+    await run_db(_revoke, acme.publishable_key)
+    for client in doomed:
+        assert await client.closed_with() == 4403
+    await control_still_served(herald_server, acme, kept, "kept")
+    await kept.close()
