@@ -291,12 +291,18 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             for group in groups:
                 self.joined.add(group)
                 await the_hub.join(group, self)
-            replay = await db_call(
-                delivery.missed_since,
-                organization=self.organization,
-                subscriber_pk=session.subscriber_pk,
-                cursor=cursor,
-            )
+            if cursor is None:
+                # Nothing to replay: the session's figures stand. They were read before the joins, so the
+                # ready cursor never passes a message this socket did not get live; a client without a
+                # cursor loads its inbox over HTTP after `ready` (the widget does), which covers the joins.
+                replay = delivery.Replay(latest_cursor=session.latest_cursor, unread_count=session.unread_count)
+            else:
+                replay = await db_call(
+                    delivery.missed_since,
+                    organization=self.organization,
+                    subscriber_pk=session.subscriber_pk,
+                    cursor=cursor,
+                )
             if self.closing:
                 return
             self._replay_then_stream(replay, subscriber_id)

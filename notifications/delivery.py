@@ -20,26 +20,30 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Max, Min
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from herald.problems import Problem
 from notifications import services
-from notifications.models import InboxItem, Message, Preference, Subscriber, TopicSubscription
+from notifications.models import InboxItem, Message
 from notifications.proofs import SubscriberProof, subscriber_proof_verify
 from notifications.schemas import inbox_item_dict
-from tenants.models import Organization
+from notifications.services import T_INBOX, T_MESSAGE, T_PREFERENCE, T_SUBSCRIBER, T_TOPICSUB
+from tenants.models import Organization, SigningSecret
 
 
 @dataclass(frozen=True)
 class SubscriberSession:
-    """Who a socket speaks for, once its proof is verified."""
+    """Who a socket speaks for, once its proof is verified, and where its inbox stands."""
 
     proof: SubscriberProof
     subscriber_pk: int
     topic_pks: tuple[int, ...]
     opted_out: frozenset[str]
+    unread_count: int = 0
+    latest_cursor: int = 0
 
 
 @dataclass
@@ -52,26 +56,69 @@ class Replay:
     unread_count: int = 0
 
 
+SIGNING_SECRETS_SQL = f"""
+SELECT secret FROM public.{SigningSecret._meta.db_table}
+WHERE organization_id = %s AND (expires_at IS NULL OR expires_at > now()) ORDER BY id DESC
+"""
+
+# The subscriber (created if new: no sequence value is taken when it exists), its topics, opt-outs and
+# unread count, and the organisation's latest sequence, in one statement: a reconnect storm authenticates
+# thousands of sockets, each on the process's one database thread (DESIGN.md, Real time).
+SESSION_SQL = f"""
+WITH found AS (
+    SELECT id FROM {T_SUBSCRIBER} WHERE external_id = %(external_id)s
+),
+created AS (
+    INSERT INTO {T_SUBSCRIBER} (external_id, name, email, locale, data, created_at, updated_at)
+    SELECT %(external_id)s, '', '', '', '{{}}'::jsonb, now(), now() WHERE NOT EXISTS (SELECT 1 FROM found)
+    ON CONFLICT (external_id) DO NOTHING
+    RETURNING id
+),
+s AS (SELECT id FROM found UNION ALL SELECT id FROM created)
+SELECT s.id,
+    ARRAY(SELECT topic_id FROM {T_TOPICSUB} WHERE subscriber_id = s.id ORDER BY topic_id),
+    ARRAY(SELECT category FROM {T_PREFERENCE} WHERE subscriber_id = s.id AND NOT enabled),
+    (SELECT count(*) FROM {T_INBOX} WHERE subscriber_id = s.id AND read_at IS NULL AND archived_at IS NULL),
+    (SELECT coalesce(max(seq), 0) FROM {T_MESSAGE})
+FROM s LIMIT 1
+"""
+
+
 def subscriber_session_open(
     *, organization: Organization, subscriber_id: str, subscriber_hash: str | None, token: str | None
 ) -> SubscriberSession | None:
-    """Verify the proof and load the subscriber (created if new), its topics and opt-outs; None if refused."""
+    """Verify the proof, then load the subscriber (created if new), its topics, opt-outs and unread count and
+    the latest cursor; None if refused. Two statements in all."""
+    with connection.cursor() as cursor:
+        cursor.execute(SIGNING_SECRETS_SQL, [organization.pk])
+        secrets = [row[0] for row in cursor.fetchall()]
     proof = subscriber_proof_verify(
-        organization_id=organization.pk, subscriber_id=subscriber_id, subscriber_hash=subscriber_hash, token=token
+        organization_id=organization.pk,
+        subscriber_id=subscriber_id,
+        subscriber_hash=subscriber_hash,
+        token=token,
+        secrets=secrets,
     )
     if proof is None:
         return None
-    with tenant_context(organization):
-        subscriber, _ = Subscriber.objects.get_or_create(external_id=subscriber_id)
-        topic_pks = tuple(
-            TopicSubscription.objects.filter(subscriber=subscriber)
-            .order_by("topic_id")
-            .values_list("topic_id", flat=True)
-        )
-        opted_out = frozenset(
-            Preference.objects.filter(subscriber=subscriber, enabled=False).values_list("category", flat=True)
-        )
-    return SubscriberSession(proof=proof, subscriber_pk=subscriber.pk, topic_pks=topic_pks, opted_out=opted_out)
+    with tenant_context(organization), connection.cursor() as cursor:
+        row = None
+        for _ in range(2):  # a subscriber created by a concurrent first connection is seen on the second try
+            cursor.execute(SESSION_SQL, {"external_id": subscriber_id})
+            row = cursor.fetchone()
+            if row is not None:
+                break
+    if row is None:  # pragma: no cover - the second statement sees the committed subscriber
+        raise RuntimeError(f"subscriber {subscriber_id!r} neither found nor created")
+    subscriber_pk, topic_pks, opted_out, unread, latest = row
+    return SubscriberSession(
+        proof=proof,
+        subscriber_pk=int(subscriber_pk),
+        topic_pks=tuple(int(pk) for pk in topic_pks),
+        opted_out=frozenset(opted_out),
+        unread_count=int(unread),
+        latest_cursor=int(latest),
+    )
 
 
 def _unread(subscriber_pk: int) -> int:

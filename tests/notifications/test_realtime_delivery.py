@@ -14,6 +14,7 @@ from tests.notifications.realtime_support import (
     run_db,
     signing_secret,
     subscribe,
+    subscriber_pk,
 )
 from tests.servers import HeraldServer
 
@@ -189,3 +190,18 @@ async def test_a_batch_to_named_subscribers_is_one_publish_and_reaches_each_sock
     assert await bystander.nothing_within(0.3)
     for client in [*sockets.values(), bystander]:
         await client.close()
+
+
+async def test_a_new_subscribers_first_sockets_opened_together_share_one_subscriber(
+    herald_server: HeraldServer, acme: Org
+) -> None:
+    secret = await run_db(signing_secret, acme)
+    opened = await asyncio.gather(*(subscribe(herald_server, acme, secret, "newcomer") for _ in range(6)))
+    assert all(ready["subscriber_id"] == "newcomer" and ready["unread_count"] == 0 for _, ready, _ in opened)
+    pk = await run_db(subscriber_pk, acme, "newcomer")  # .get(): exactly one row
+    sent = await api_send(herald_server, acme, to=["newcomer"])
+    assert sent["recipients"] == 1
+    for client, _, _ in opened:
+        assert (await client.recv_type("notification"))["notification"]["id"] == sent["id"]
+        await client.close()
+    assert pk > 0
