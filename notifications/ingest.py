@@ -25,12 +25,15 @@ Idempotency-Key (or batch items with keys), and every other route, go to Django.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
 import os
 import pickle
+import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,6 +205,59 @@ async def _drain(key: ResolvedKey, queue: _Queue) -> None:
         queue.running = False
 
 
+# Server-side prepared statements, per connection and organisation: PostgreSQL plans SEND_SQL (about
+# 0.9 ms) once per connection and schema instead of on every transaction. Table names are qualified with
+# the schema, so a plan never depends on search_path. Names by backend pid, least recently used last out.
+_PREPARED_MAX = 256  # statements per connection (two per organisation)
+_DEALLOCATE_ALL = ""  # marker: this connection's prepared statements are unknown
+_prepared: dict[int, OrderedDict[str, None]] = {}
+_SQL_PARAMS = {"%(items)s": "$1", "%(n)s": "$2", "%(pk_limit)s": "$3", "%(now)s": "$4"}
+_TABLE = re.compile(r"\b(notifications_[a-z]+)\b")
+
+
+def _prepared_on(conn: Any) -> OrderedDict[str, None]:
+    pid = int(conn.info.backend_pid)
+    found = _prepared.get(pid)
+    if found is None:
+        if len(_prepared) > 64:  # pids of closed connections
+            _prepared.clear()
+        found = _prepared[pid] = OrderedDict()
+    return found
+
+
+def _qualified(sql: str, schema_name: str) -> str:
+    schema = '"' + schema_name.replace('"', '""') + '"'
+    return _TABLE.sub(lambda m: f"{schema}.{m.group(1)}", sql)
+
+
+def _statement_sql(kind: str, schema_name: str) -> str:
+    if kind == "ensure":
+        return "(text[]) AS " + _qualified(SUBSCRIBERS_ENSURE_SQL.replace("%s", "$1"), schema_name)
+    sql = SEND_SQL
+    for placeholder, number in _SQL_PARAMS.items():
+        sql = sql.replace(placeholder, number)
+    return "(json, bigint, bigint, timestamptz) AS " + _qualified(sql, schema_name)
+
+
+def _execute(names: OrderedDict[str, None], schema_name: str, kind: str, arguments: str) -> list[str]:
+    """The statements that run `kind` for this schema on this connection: PREPARE first if needed."""
+    statements = []
+    if _DEALLOCATE_ALL in names:
+        names.clear()
+        statements.append("DEALLOCATE ALL")
+    name = f"herald_{kind}_{hashlib.sha1(schema_name.encode()).hexdigest()[:16]}"  # noqa: S324 - a name
+    if name in names:
+        names.move_to_end(name)
+    else:
+        while len(names) >= _PREPARED_MAX:
+            evicted, _ = names.popitem(last=False)
+            statements.append(f"DEALLOCATE {evicted}")
+        statements.append(f"PREPARE {name} {_statement_sql(kind, schema_name)}")
+        names[name] = None
+    statements.append(f"EXECUTE {name}({arguments})")
+    return statements
+
+
 async def _flush(key: ResolvedKey, group: list[_Pending]) -> None:
     """One transaction for `group`: topics, new subscribers, messages + inbox items + sequence, last_used_at.
 
@@ -229,25 +285,33 @@ async def _flush(key: ResolvedKey, group: list[_Pending]) -> None:
         touched = sorted({p.touch_key for p in group if p.touch_key is not None})
         if not ready and not touched:
             return
+        # The statements name their schema; search_path too, should anything ever not.
         statements = ["BEGIN", f"SET LOCAL search_path TO {schema}, public"]
         params: dict[str, Any] = {}
+        prepared_names = _prepared_on(conn)
         external_ids = sorted({i for p in ready for i in (p.draft.to or [])})
         if external_ids:
-            statements.append(SUBSCRIBERS_ENSURE_SQL.replace("%s", "%(external_ids)s"))
+            statements += _execute(prepared_names, key.schema_name, "ensure", "%(external_ids)s")
             params["external_ids"] = external_ids
         send_at = None
         drafts = [p.draft for p in ready]
         if ready:
             prepared = send_prepare(drafts, topic_pks)
-            send_at = len(statements)
-            statements.append(SEND_SQL)
+            statements += _execute(prepared_names, key.schema_name, "send", "%(items)s, %(n)s, %(pk_limit)s, %(now)s")
+            send_at = len(statements) - 1
             params.update(prepared.params)
         if touched:
             statements.append(f"UPDATE public.{T_APIKEY} SET last_used_at = %(touched_at)s WHERE id = ANY(%(touched)s)")
             params.update(touched_at=timezone.now(), touched=touched)
         statements.append("COMMIT")
         cursor = psycopg.AsyncClientCursor(conn)
-        await cursor.execute(";\n".join(statements), params)
+        try:
+            await cursor.execute(";\n".join(statements), params)
+        except BaseException:
+            # What this query prepared before it failed is unknown: start over on this connection.
+            prepared_names.clear()
+            prepared_names[_DEALLOCATE_ALL] = None
+            raise
         sent: list[SentMessage] = []
         if send_at is not None:
             for _ in range(send_at):
