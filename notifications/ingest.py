@@ -261,12 +261,12 @@ def _execute(names: OrderedDict[str, None], schema_name: str, kind: str, argumen
 async def _flush(key: ResolvedKey, group: list[_Pending]) -> None:
     """One transaction for `group`: topics, new subscribers, messages + inbox items + sequence, last_used_at.
 
-    The transaction is ONE simple-protocol query (BEGIN; SET LOCAL search_path; ensure subscribers; SEND_SQL;
-    last_used_at; COMMIT) with the parameters bound client-side: one round trip instead of five. On a loop
+    The transaction is ONE simple-protocol query (BEGIN; SET LOCAL search_path; EXECUTE ensure subscribers;
+    EXECUTE SEND_SQL; last_used_at; COMMIT, with a PREPARE before each statement the connection has not
+    prepared for this schema yet), parameters bound client-side: one round trip instead of five. On a loop
     shared with thousands of sockets every round trip is a wait in its ready queue, and five of them made a
     send to one subscriber of one of ten organisations p50 16-26 ms at 200 sends/s (infra/bench/realtime.py,
-    (a)). PostgreSQL plans the statements each time (SEND_SQL: about 0.9 ms), in its own processes.
-    A topic send looks its topics up first (one more round trip), so a missing topic fails alone.
+    (a)). A topic send looks its topics up first (one more round trip), so a missing topic fails alone.
     """
     pool = await _database.get()
     schema = '"' + key.schema_name.replace('"', '""') + '"'
