@@ -599,7 +599,8 @@ async def phase_a(target: Target, result: Results, rate: int, seconds: float) ->
     await asyncio.sleep(1)
     if target.has_api:
         await target.load_subscriber_pks()  # type: ignore[attr-defined]
-        result.a_publish = await a_run(target, clients, recorder, target.a_publish, rate, seconds, 5_000_000)
+        with quiet_collector():
+            result.a_publish = await a_run(target, clients, recorder, target.a_publish, rate, seconds, 5_000_000)
         result.lost += result.a_publish[2]
         recorder.reset()
     if target.has_api:
@@ -607,12 +608,14 @@ async def phase_a(target: Target, result: Results, rate: int, seconds: float) ->
         # (every pooled connection has met every organisation's tables).
         for index in range(0, len(clients), 100):
             await target.a_send(9_000_000 + index, index)
-        await a_run(target, clients, recorder, target.a_send, rate, 1.0, 8_000_000)
+        with quiet_collector():
+            await a_run(target, clients, recorder, target.a_send, rate, 1.0, 8_000_000)
         await asyncio.sleep(1)
         recorder.reset()
     if target.has_api:
         target.answered.clear()  # type: ignore[attr-defined]
-    result.a = await a_run(target, clients, recorder, target.a_send, rate, seconds, 1_000_000)
+    with quiet_collector():
+        result.a = await a_run(target, clients, recorder, target.a_send, rate, seconds, 1_000_000)
     result.lost += result.a[2]
     if target.has_api:
         answered = target.answered  # type: ignore[attr-defined]
@@ -635,19 +638,6 @@ class quiet_collector:  # noqa: N801 - used as a context manager
 
 
 async def a_run(
-    target: Target,
-    clients: list[WSClient],
-    recorder: Recorder,
-    send: Callable[[int, int], Any],
-    rate: int,
-    seconds: float,
-    base: int,
-) -> tuple[float, float, int]:
-    with quiet_collector():
-        return await _a_run(target, clients, recorder, send, rate, seconds, base)
-
-
-async def _a_run(
     target: Target,
     clients: list[WSClient],
     recorder: Recorder,
