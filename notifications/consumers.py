@@ -84,7 +84,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
     __slots__ = (
         "scope", "organization", "organization_id", "api_key_id", "channel_layer", "base_send", "loop", "closing",
         "authenticating", "subscriber_id", "topic_groups", "joined", "tokens", "tokens_at", "last_frame_at",
-        "expiry_timer", "auth_timer", "idle_timer",
+        "expiry_timer", "key_timer", "auth_timer", "idle_timer",
     )  # fmt: skip
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -125,6 +125,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         self.tokens_at = time.monotonic()
         self.last_frame_at = loop.time()
         self.expiry_timer: asyncio.TimerHandle | None = None
+        self.key_timer: asyncio.TimerHandle | None = None
         await self.accept()
         _forget_handshake(self.base_send)
         headers = self.scope.get("headers")
@@ -138,11 +139,14 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         self.idle_timer: asyncio.TimerHandle | None = loop.call_later(
             float(settings.HERALD_WS_IDLE_TIMEOUT), self._idle_check
         )
+        key_expires_at = self.scope.get("api_key_expires_at")
+        if key_expires_at is not None:  # a rolled key: its sockets close when its grace period ends
+            self.key_expires(float(key_expires_at))
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self.closing = True
         self.writer_stop()
-        for timer in (self.auth_timer, self.expiry_timer, self.idle_timer):
+        for timer in (self.auth_timer, self.expiry_timer, self.key_timer, self.idle_timer):
             if timer is not None:
                 timer.cancel()
         the_hub = hub()
@@ -343,6 +347,8 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             if key is None or key.organization_id != self.organization_id:
                 self.close_socket(CLOSE_FORBIDDEN)
                 return
+            if key.expires_at is not None:
+                self.key_expires(key.expires_at.timestamp())
             proof = await db_call(
                 subscriber_proof_verify,
                 organization_id=self.organization_id,
@@ -369,6 +375,13 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
 
     def key_revoked(self) -> None:
         self.close_socket(CLOSE_FORBIDDEN)
+
+    def key_expires(self, at: float) -> None:
+        if self.closing:
+            return
+        if self.key_timer is not None:
+            self.key_timer.cancel()
+        self.key_timer = self.loop.call_later(max(0.0, at - time.time()), self.close_socket, CLOSE_FORBIDDEN)
 
     def topic_change(self, topic: str, *, joined: bool) -> None:
         if self.closing:

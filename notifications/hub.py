@@ -14,7 +14,8 @@ task, and one that overflows it is dropped (its client reconnects with its
 cursor and loses nothing). So one stalled socket cannot stall its tenant.
 
 Events consumed (see notifications.realtime for their full shapes):
-`notification.new`, `notification.batch`, `key.revoked`, `inbox.update`, `preferences.changed`, `topic.membership`.
+`notification.new`, `notification.batch`, `key.revoked`, `key.expiring`, `inbox.update`, `preferences.changed`,
+`topic.membership`.
 """
 
 from __future__ import annotations
@@ -189,6 +190,9 @@ class HubMember(SocketWriter):
     def key_revoked(self) -> None:
         """The publishable key this socket was opened with was revoked (overridden by the consumer)."""
 
+    def key_expires(self, at: float) -> None:
+        """That key was rolled: it stops working at `at` (Unix time; overridden by the consumer)."""
+
     def offer_notification(self, message: ASGIMessage, seq: int, category: str | None) -> None:
         """A new message; `category` is given for topic/broadcast messages, which honour opt-outs here."""
         if category is not None and category in self.opted_out:
@@ -322,6 +326,12 @@ class Hub:
             for member in list(members):
                 if member.api_key_id is not None and member.api_key_id == revoked:
                     member.key_revoked()
+        elif kind == "key.expiring":
+            rolled, at = event.get("api_key_id"), event.get("expires_at")
+            if isinstance(at, int | float):
+                for member in list(members):
+                    if member.api_key_id is not None and member.api_key_id == rolled:
+                        member.key_expires(float(at))
 
     def _notification(self, group: str, members: set[HubMember], event: dict[str, Any]) -> None:
         payload = event["notification"]

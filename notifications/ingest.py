@@ -130,12 +130,12 @@ class _Queue:
 
 _queues: dict[str, _Queue] = {}
 
-# Keys this process saw refused by the token bucket, by Authorization header: (monotonic time of the next
+# Keys this process saw refused by the token bucket, by path and Authorization header: (monotonic time of the next
 # token, the refusal). Until then a request with that header is answered 429 here, without the two Redis
-# round trips, so a key hammering far past its limit costs the server little and slows other organisations
-# less (infra/bench/ingest.py, isolation). Only a real refusal from the bucket puts a key here, and only
-# for as long as the bucket itself would refuse it.
-_refused: dict[str, tuple[float, RateDecision]] = {}
+# round trips and with the answer the bucket's refusal produced, already encoded, so a key hammering far past
+# its limit costs the server little and slows other organisations less (infra/bench/ingest.py, isolation).
+# Only a real refusal from the bucket puts a key here, and only for as long as the bucket itself would refuse it.
+_refused: dict[tuple[str, str], tuple[float, _Answer]] = {}
 _REFUSED_MAX = 10_000
 
 
@@ -397,29 +397,40 @@ def _headers(scope: dict[str, Any]) -> dict[str, str]:
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
 
 
-async def _respond(
-    send: Callable[[dict[str, Any]], Awaitable[None]],
-    status: int,
-    body: dict[str, Any],
-    *,
-    content_type: str = "application/json",
-    extra: dict[str, str] | None = None,
-) -> None:
+@dataclass(frozen=True)
+class _Answer:
+    """A whole HTTP answer as its two ASGI messages (the server does not change them, so one can be re-sent)."""
+
+    start: dict[str, Any]
+    body: dict[str, Any]
+
+    async def send(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        await send(self.start)
+        await send(self.body)
+
+
+def _answer(
+    status: int, body: dict[str, Any], *, content_type: str = "application/json", extra: dict[str, str] | None = None
+) -> _Answer:
     payload = json.dumps(body).encode()
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())]
     headers += [(name.lower().encode(), value.encode()) for name, value in (extra or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    return _Answer(
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": payload},
+    )
+
+
+def _problem_answer(problem: Problem, decision: RateDecision | None, path: str) -> _Answer:
+    response = problem.response(path)
+    headers = {**(decision.headers() if decision else {}), **problem.headers}
+    return _answer(response.status_code, json.loads(response.content), content_type=PROBLEM_CONTENT_TYPE, extra=headers)
 
 
 async def _problem(
     send: Callable[[dict[str, Any]], Awaitable[None]], problem: Problem, decision: RateDecision | None, path: str
 ) -> None:
-    response = problem.response(path)
-    headers = {**(decision.headers() if decision else {}), **problem.headers}
-    await _respond(
-        send, response.status_code, json.loads(response.content), content_type=PROBLEM_CONTENT_TYPE, extra=headers
-    )
+    await _problem_answer(problem, decision, path).send(send)
 
 
 async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes | None:
@@ -499,21 +510,24 @@ async def ingest(scope: dict[str, Any], receive: Any, send: Any, django: ASGIApp
         return
     decision: RateDecision | None = None
     authorization = headers.get("authorization")
-    refused = _refused.get(authorization) if authorization else None
-    if refused is not None:
+    refused_as = (str(scope["path"]), authorization) if authorization else None
+    refused = _refused.get(refused_as) if refused_as else None
+    if refused is not None and refused_as is not None:
         if refused[0] > time.monotonic():
-            await _problem(send, Problem("rate-limited", headers=refused[1].headers()), refused[1], scope["path"])
+            await refused[1].send(send)
             return
-        _refused.pop(authorization, None)  # type: ignore[arg-type]
+        _refused.pop(refused_as, None)
     try:
         key = await secret_key_resolve(authorization)
         decision, touch = await rate_limit_take_async(api_key_id=key.api_key_id, plan=key.plan)
         if not decision.allowed:
-            if authorization and decision.retry_ms > 0:
+            refusal = _problem_answer(Problem("rate-limited", headers=decision.headers()), decision, scope["path"])
+            if refused_as and decision.retry_ms > 0:
                 if len(_refused) >= _REFUSED_MAX:
                     _refused.clear()
-                _refused[authorization] = (time.monotonic() + decision.retry_ms / 1000, decision)
-            raise Problem("rate-limited", headers=decision.headers())
+                _refused[refused_as] = (time.monotonic() + decision.retry_ms / 1000, refusal)
+            await refusal.send(send)
+            return
         data = parsed if parsed is not None else json_parse(body) if body else None
         if batch:
             drafts = [item.draft() for item in _validated(BatchIn, data).notifications]
@@ -534,7 +548,7 @@ async def ingest(scope: dict[str, Any], receive: Any, send: Any, django: ASGIApp
         logger.exception("unhandled error in POST %s", scope["path"])
         await _problem(send, Problem("internal-error"), decision, scope["path"])
         return
-    await _respond(send, status, answer, extra=decision.headers())
+    await _answer(status, answer, extra=decision.headers()).send(send)
 
 
 def _parsed_or_none(body: bytes) -> Any:

@@ -18,6 +18,8 @@ pre-built frame to all its local members of that group:
         one transaction), in one publish instead of one per subscriber; each item as notification.new.
     {"type": "key.revoked", "group": g, "api_key_id": int}
         to t<org>.all: sockets opened with that publishable key close with 4403.
+    {"type": "key.expiring", "group": g, "api_key_id": int, "expires_at": float (Unix time)}
+        to t<org>.all: that publishable key was rolled; sockets opened with it close with 4403 at `expires_at`.
     {"type": "inbox.update", "group": g, "notification": {"id", "read_at", "seen_at", "archived_at"},
      "unread_count": int | None}
     {"type": "inbox.update", "group": g, "all_read": true, "read_at": iso, "unread_count": 0}
@@ -234,6 +236,12 @@ def messages_events(organization_id: int, messages: list[dict[str, Any]]) -> lis
 def publish_key_revoked_after_commit(*, organization_id: int, api_key_id: int) -> None:
     """After commit, close the live sockets opened with this (publishable) key, in every process."""
     event = {"type": "key.revoked", "api_key_id": int(api_key_id)}
+    transaction.on_commit(lambda: _group_send(organization_group(organization_id), event))
+
+
+def publish_key_expiring_after_commit(*, organization_id: int, api_key_id: int, expires_at: datetime) -> None:
+    """After commit, tell live sockets opened with this (publishable, rolled) key when it stops working."""
+    event = {"type": "key.expiring", "api_key_id": int(api_key_id), "expires_at": expires_at.timestamp()}
     transaction.on_commit(lambda: _group_send(organization_group(organization_id), event))
 
 

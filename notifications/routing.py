@@ -64,6 +64,7 @@ class PublishableKeyMiddleware:
             "organization": _organization(resolved),
             "publishable_key": key,
             "api_key_id": resolved.api_key_id,
+            "api_key_expires_at": resolved.expires_at.timestamp() if resolved.expires_at is not None else None,
         }
 
 

@@ -192,6 +192,13 @@ def api_key_roll(*, api_key: ApiKey, grace: timedelta) -> IssuedKey:
     from tenants.resolve import api_key_cache_forget
 
     transaction.on_commit(lambda: api_key_cache_forget(api_key.key_hash))
+    if api_key.kind == ApiKey.Kind.PUBLISHABLE and api_key.expires_at is not None:
+        # Sockets opened with it close (4403) when the grace period ends, in every process.
+        from notifications.realtime import publish_key_expiring_after_commit
+
+        publish_key_expiring_after_commit(
+            organization_id=api_key.organization_id, api_key_id=api_key.pk, expires_at=api_key.expires_at
+        )
     return issued
 
 

@@ -109,7 +109,8 @@ def test_a_refused_key_is_answered_from_memory_until_its_next_token_and_no_longe
     again = _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"})
     assert time.monotonic() - refused_at < 0.9, "too slow to tell memory from Redis"
     assert again.status_code == 429 and again.json()["type"].endswith("/rate-limited")
-    assert "remaining=0" in again.headers["RateLimit"]
+    assert again.json() == first.json() and again.headers["RateLimit"] == first.headers["RateLimit"]
+    assert "remaining=0" in again.headers["RateLimit"] and again.headers["Retry-After"] == "1"
     time.sleep(max(0.0, refused_at + 1.1 - time.monotonic()))
     assert _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"}).status_code == 202
     with acme.activate():

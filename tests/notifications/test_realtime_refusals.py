@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -24,6 +25,8 @@ from tests.notifications.realtime_support import (
     ws_url,
 )
 from tests.servers import HeraldServer
+
+GLOBEX_ORIGIN = "http://app.globex.test"
 
 
 async def handshake_status(url: str, origin: str | None) -> int:
@@ -211,15 +214,58 @@ def _revoke(key: str) -> None:
 
 
 async def test_revoking_a_publishable_key_closes_the_sockets_opened_with_it_and_no_others(
-    herald_server: HeraldServer, acme: Org
+    herald_server: HeraldServer, acme: Org, globex: Org
 ) -> None:
     secret = await run_db(signing_secret, acme)
     doomed = [(await subscribe(herald_server, acme, secret, name))[0] for name in ("doomed-1", "doomed-2")]
     kept = await open_socket(herald_server, acme, key=await run_db(_second_publishable_key, acme))
     await kept.send(auth_frame(secret, "kept"))
     await kept.recv_type("ready", 10)
+    globex_secret = await run_db(signing_secret, globex)
+    elsewhere, _, _ = await subscribe(herald_server, globex, globex_secret, "doomed-1", origin=GLOBEX_ORIGIN)
     await run_db(_revoke, acme.publishable_key)
     for client in doomed:
         assert await client.closed_with() == 4403
     await control_still_served(herald_server, acme, kept, "kept")
+    # Another organisation's socket (same subscriber id, its own key) is untouched.
+    await control_still_served(herald_server, globex, elsewhere, "doomed-1")
     await kept.close()
+    await elsewhere.close()
+
+
+def _roll(key: str, seconds: float) -> str:
+    from tenants.keys import key_hash
+    from tenants.models import ApiKey
+    from tenants.services import api_key_roll
+
+    return api_key_roll(api_key=ApiKey.objects.get(key_hash=key_hash(key)), grace=timedelta(seconds=seconds)).key
+
+
+async def test_a_rolled_publishable_keys_sockets_close_when_its_grace_period_ends_and_no_others(
+    herald_server: HeraldServer, acme: Org, globex: Org
+) -> None:
+    grace = 4.0
+    secret = await run_db(signing_secret, acme)
+    before_roll, _, _ = await subscribe(herald_server, acme, secret, "before-roll")
+    globex_secret = await run_db(signing_secret, globex)
+    elsewhere, _, _ = await subscribe(herald_server, globex, globex_secret, "elsewhere", origin=GLOBEX_ORIGIN)
+    new_key = await run_db(_roll, acme.publishable_key, grace)
+    rolled_at = time.monotonic()
+    # Inside the grace period the old key still opens sockets, and every socket still receives.
+    during_grace, _, _ = await subscribe(herald_server, acme, secret, "during-grace")
+    on_new_key = await open_socket(herald_server, acme, key=new_key)
+    await on_new_key.send(auth_frame(secret, "on-new-key"))
+    await on_new_key.recv_type("ready", 10)
+    sent = await api_send(herald_server, acme, to=["before-roll", "during-grace", "on-new-key"])
+    for client in (before_roll, during_grace, on_new_key):
+        assert (await client.recv_type("notification"))["notification"]["id"] == sent["id"]
+    assert time.monotonic() - rolled_at < grace - 0.5, "too slow to test inside the grace period"
+    # When it ends, the old key's sockets close with 4403 (not before), whenever they were opened.
+    for client in (before_roll, during_grace):
+        assert await client.closed_with(grace + 5) == 4403
+    assert time.monotonic() - rolled_at > grace - 1.0  # Unix-time rounding on the server's side
+    assert await handshake_status(ws_url(herald_server, acme), ALLOWED_ORIGIN) == 403
+    await control_still_served(herald_server, acme, on_new_key, "on-new-key")
+    await control_still_served(herald_server, globex, elsewhere, "elsewhere")
+    await on_new_key.close()
+    await elsewhere.close()
