@@ -29,7 +29,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import pickle
 import re
 import time
@@ -100,7 +99,7 @@ class _Database:
                     )
                     # All connections opened up front and kept: a pool growing under load would add a
                     # backend start (and its cold catalog caches) to the requests that made it grow.
-                    size = int(os.environ.get("HERALD_INGEST_POOL_SIZE", "4"))
+                    size = int(settings.HERALD_INGEST_POOL_SIZE)
                     pool = AsyncConnectionPool(
                         conninfo, min_size=size, max_size=size, open=False, timeout=10, kwargs={"autocommit": True}
                     )
@@ -240,7 +239,14 @@ def _statement_sql(kind: str, schema_name: str) -> str:
 
 
 def _execute(names: OrderedDict[str, None], schema_name: str, kind: str, arguments: str) -> list[str]:
-    """The statements that run `kind` for this schema on this connection: PREPARE first if needed."""
+    """The statements that run `kind` for this schema on this connection: PREPARE first if needed.
+
+    With settings.DATABASE_PREPARED_STATEMENTS off, the statement itself (schema-qualified, its arguments
+    bound client-side like the rest of the query), prepared nowhere.
+    """
+    if not settings.DATABASE_PREPARED_STATEMENTS:
+        sql = SUBSCRIBERS_ENSURE_SQL.replace("%s", arguments) if kind == "ensure" else SEND_SQL
+        return [_qualified(sql, schema_name).strip()]
     statements = []
     if _DEALLOCATE_ALL in names:
         names.clear()
@@ -560,7 +566,7 @@ def _parsed_or_none(body: bytes) -> Any:
 
 def lean_http(django: ASGIApp) -> ASGIApp:
     """The HTTP application: the lean send path in front of Django."""
-    if os.environ.get("HERALD_LEAN_INGEST", "1").lower() in ("0", "false", "no", "off"):
+    if not settings.HERALD_LEAN_INGEST:
         return django
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -12,6 +12,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from notifications.ingest import lean_http  # noqa: E402
 from notifications.routing import websocket_application  # noqa: E402
@@ -27,7 +28,7 @@ application = ProtocolTypeRouter(
     }
 )
 
-if os.environ.get("HERALD_GC_FREEZE", "1").lower() not in ("0", "false", "no", "off"):
+if settings.HERALD_GC_FREEZE:
     # Everything imported so far (Django, the apps, their modules) lives as long as the process: move it out
     # of the collector's sight, so a full collection walks only what requests and sockets create, and
     # collect young objects less often (Instagram's recipe; CPython's gc.freeze documentation).

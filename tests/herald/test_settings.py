@@ -43,6 +43,10 @@ def test_good_settings_load() -> None:
         ("HERALD_ENV", "staging"),
         ("STRIPE_SECRET_KEY", "pk_test_123"),
         ("STRIPE_WEBHOOK_SECRET", "secret"),
+        ("DATABASE_PREPARED_STATEMENTS", "sometimes"),
+        ("HERALD_INGEST_POOL_SIZE", "0"),
+        ("HERALD_LEAN_INGEST", "fast"),
+        ("HERALD_GC_FREEZE", "2"),
     ],
 )
 def test_bad_value_fails_naming_the_variable(variable: str, value: str) -> None:

@@ -233,3 +233,25 @@ def test_json_postgresql_cannot_store_is_400_not_a_crash(acme: Org, herald_serve
     assert lean.json()["type"].endswith("/invalid-json")
     with acme.activate():
         assert not Message.objects.exists()
+
+
+def test_sends_work_without_prepared_statements(acme: Org) -> None:
+    """DATABASE_PREPARED_STATEMENTS=false (for transaction-mode poolers): the same answers and rows."""
+    with HeraldServer(env={"DATABASE_PREPARED_STATEMENTS": "false"}) as server:
+        single = _post(server, acme.secret_key, {"to": ["a", "b"], "title": "x"})
+        assert single.status_code == 202 and single.json()["recipients"] == 2
+        server_api(acme).put("/v1/topics/news", {"name": "News"})
+        server_api(acme).post("/v1/topics/news/subscribers", {"subscriber_ids": ["a"]})
+        topic = _post(server, acme.secret_key, {"topic": "news", "title": "t"})
+        assert topic.status_code == 202 and topic.json()["recipients"] == 1
+        batch = httpx.post(
+            server.url + "/v1/notifications/batch",
+            json={"notifications": [{"to": ["c"], "title": "1"}, {"topic": "missing", "title": "2"}]},
+            headers={"Authorization": f"Bearer {acme.secret_key}"},
+            timeout=20,
+        )
+        assert [r["status"] for r in batch.json()["results"]] == [202, 404]
+    with acme.activate():
+        assert Message.objects.count() == 3
+        assert InboxItem.objects.count() == 4
+        assert set(Subscriber.objects.values_list("external_id", flat=True)) == {"a", "b", "c"}

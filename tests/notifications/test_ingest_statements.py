@@ -40,3 +40,15 @@ def test_after_a_failure_everything_is_prepared_again() -> None:
     names[ingest._DEALLOCATE_ALL] = None
     statements = ingest._execute(names, "t_a", "ensure", "%(external_ids)s")
     assert statements[0] == "DEALLOCATE ALL" and statements[1].startswith("PREPARE herald_ensure_")
+
+
+def test_without_prepared_statements_the_sql_itself_runs(settings: pytest.FixtureRequest) -> None:
+    settings.DATABASE_PREPARED_STATEMENTS = False  # type: ignore[attr-defined]
+    names: OrderedDict[str, None] = OrderedDict()
+    (send,) = ingest._execute(names, "t_acme", "send", "%(items)s, %(n)s, %(pk_limit)s, %(now)s")
+    (ensure,) = ingest._execute(names, "t_acme", "ensure", "%(external_ids)s")
+    for sql in (send, ensure):
+        assert "PREPARE" not in sql and "EXECUTE" not in sql and "$1" not in sql
+    assert '"t_acme".notifications_inboxitem' in send and "%(items)s" in send
+    assert '"t_acme".notifications_subscriber' in ensure and "%(external_ids)s::text[]" in ensure
+    assert not names
