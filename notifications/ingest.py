@@ -57,7 +57,7 @@ from notifications.services import (
 )
 from tenants.keys import key_hash
 from tenants.models import ApiKey
-from tenants.ratelimit import RateDecision, rate_limit_take_async
+from tenants.ratelimit import RateDecision, rate_limit_take_async, refusal_active, refusal_pending, refusal_remember
 from tenants.resolve import ResolvedKey, api_key_resolve, secret_key_shape_check
 
 logger = logging.getLogger(__name__)
@@ -129,13 +129,12 @@ class _Queue:
 
 _queues: dict[str, _Queue] = {}
 
-# Keys this process saw refused by the token bucket, by path and Authorization header: (monotonic time of the next
-# token, the refusal). Until then a request with that header is answered 429 here, without the two Redis
-# round trips and with the answer the bucket's refusal produced, already encoded, so a key hammering far past
-# its limit costs the server little and slows other organisations less (infra/bench/ingest.py, isolation).
-# Only a real refusal from the bucket puts a key here, and only for as long as the bucket itself would refuse it.
-_refused: dict[tuple[str, str], tuple[float, _Answer]] = {}
-_REFUSED_MAX = 10_000
+# A secret key the token bucket refused (here or in Django) is answered 429 by the server's front (lean_http)
+# until its next token: no Redis, no Django, the 429 encoded once per path (tenants.ratelimit.refusal_*). Such
+# a request came before the Retry-After it was given: its 429 also waits until that token, at most
+# _REFUSED_DELAY seconds, so a client retrying in a loop slows itself down rather than the server (with 64
+# connections looping on a Free-plan key, ~3,000 answers/s instead of ~12,000: infra/bench/ingest.py).
+_REFUSED_DELAY = 0.1
 
 
 async def notification_send_grouped(*, key: ResolvedKey, draft: NotificationDraft, touch: bool) -> SendResult:
@@ -516,24 +515,12 @@ async def ingest(scope: dict[str, Any], receive: Any, send: Any, django: ASGIApp
         return
     decision: RateDecision | None = None
     authorization = headers.get("authorization")
-    refused_as = (str(scope["path"]), authorization) if authorization else None
-    refused = _refused.get(refused_as) if refused_as else None
-    if refused is not None and refused_as is not None:
-        if refused[0] > time.monotonic():
-            await refused[1].send(send)
-            return
-        _refused.pop(refused_as, None)
     try:
         key = await secret_key_resolve(authorization)
         decision, touch = await rate_limit_take_async(api_key_id=key.api_key_id, plan=key.plan)
         if not decision.allowed:
-            refusal = _problem_answer(Problem("rate-limited", headers=decision.headers()), decision, scope["path"])
-            if refused_as and decision.retry_ms > 0:
-                if len(_refused) >= _REFUSED_MAX:
-                    _refused.clear()
-                _refused[refused_as] = (time.monotonic() + decision.retry_ms / 1000, refusal)
-            await refusal.send(send)
-            return
+            refusal_remember(authorization, decision)
+            raise Problem("rate-limited", headers=decision.headers())
         data = parsed if parsed is not None else json_parse(body) if body else None
         if batch:
             drafts = [item.draft() for item in _validated(BatchIn, data).notifications]
@@ -564,18 +551,78 @@ def _parsed_or_none(body: bytes) -> Any:
         return None
 
 
+# The server API's routes (every secret-key operation of notifications.api; a test keeps them in step). Their
+# key and token bucket are checked here, on the event loop, before Django: a refused request never waits for
+# Django's worker thread, and never makes another organisation's requests wait behind it there.
+SECRET_PATH_PREFIXES = ("/v1/subscribers", "/v1/topics", "/v1/notifications", "/v1/messages/", "/v1/usage")
+FRONT_KEY = "herald.secret_key"  # scope entries the front hands Django: the resolved key ...
+FRONT_RATE = "herald.rate"  # ... and (RateDecision, touch last_used_at)
+
+
+async def _discard_body(receive: Any) -> None:
+    """Read an unanswered request's body out of the way."""
+    while (await receive()).get("more_body"):
+        pass
+
+
+async def _refused_here(scope: dict[str, Any], receive: Any, send: Any, authorization: str) -> bool:
+    """Answer a request whose key the bucket refused and has no token yet: True when answered."""
+    refusal = refusal_active(authorization)
+    if refusal is None:
+        return False
+    path = str(scope["path"])
+    answer = refusal.answers.get(path)
+    if answer is None:
+        decision = refusal.decision
+        answer = refusal.answers[path] = _problem_answer(
+            Problem("rate-limited", headers=decision.headers()), decision, path
+        )
+    await _discard_body(receive)
+    await asyncio.sleep(min(max(0.0, refusal.until - time.monotonic()), _REFUSED_DELAY))
+    await answer.send(send)
+    return True
+
+
+async def _front_checked(scope: dict[str, Any], receive: Any, send: Any, authorization: str | None) -> bool:
+    """Resolve the key and take its token for Django; True when refused (and answered) here.
+
+    A key that does not resolve goes on to Django, which answers it as always.
+    """
+    try:
+        key = await secret_key_resolve(authorization)
+    except Problem:
+        return False
+    except Exception:  # noqa: BLE001 - Django resolves it again and answers whatever went wrong
+        logger.warning("key resolution at the front failed", exc_info=True)
+        return False
+    decision, touch = await rate_limit_take_async(api_key_id=key.api_key_id, plan=key.plan)
+    if decision.allowed:
+        scope[FRONT_KEY], scope[FRONT_RATE] = key, (decision, touch)
+        return False
+    refusal_remember(authorization, decision)
+    await _discard_body(receive)
+    await _problem(send, Problem("rate-limited", headers=decision.headers()), decision, str(scope["path"]))
+    return True
+
+
 def lean_http(django: ASGIApp) -> ASGIApp:
-    """The HTTP application: the lean send path in front of Django."""
-    if not settings.HERALD_LEAN_INGEST:
-        return django
+    """The HTTP application: the server API's keys and rate limits at the front, the lean send path, Django."""
+    lean = bool(settings.HERALD_LEAN_INGEST)
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in (PATH, BATCH_PATH):
+        if scope["type"] == "http" and scope["path"].startswith(SECRET_PATH_PREFIXES) and scope["method"] != "OPTIONS":
+            scope = dict(scope)  # ours to add to: Django reads FRONT_KEY / FRONT_RATE from it
+            authorization = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"authorization"), None)
             try:
-                await ingest(scope, receive, send, django)
+                if authorization and refusal_pending() and await _refused_here(scope, receive, send, authorization):
+                    return
+                if lean and scope["method"] == "POST" and scope["path"] in (PATH, BATCH_PATH):
+                    await ingest(scope, receive, send, django)
+                    return
+                if await _front_checked(scope, receive, send, authorization):
+                    return
             except ConnectionResetError:
                 return
-            return
         await django(scope, receive, send)
 
     return application

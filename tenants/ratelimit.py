@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -80,6 +81,45 @@ class RateDecision:
         if not self.allowed:
             headers["Retry-After"] = str(self.retry_after)
         return headers
+
+
+@dataclass
+class Refusal:
+    """A key the bucket refused, remembered by this process until its next token."""
+
+    until: float  # time.monotonic() of the next token
+    decision: RateDecision
+    answers: dict[str, Any] = field(default_factory=dict)  # encoded 429s by path, filled by whoever answers
+
+
+# By the request's Authorization header (a secret key that resolved and was refused; nobody else's header can
+# get here). Written from Django's worker threads and the event loop: single dict operations only.
+_refusals: dict[str, Refusal] = {}
+REFUSALS_MAX = 10_000
+
+
+def refusal_remember(authorization: str | None, decision: RateDecision) -> None:
+    """Remember that the bucket refused the key behind `authorization`, until its next token."""
+    if not authorization or decision.allowed or decision.retry_ms <= 0:
+        return
+    if len(_refusals) >= REFUSALS_MAX:
+        _refusals.clear()
+    _refusals[authorization] = Refusal(until=time.monotonic() + decision.retry_ms / 1000, decision=decision)
+
+
+def refusal_pending() -> bool:
+    return bool(_refusals)
+
+
+def refusal_active(authorization: str) -> Refusal | None:
+    """The refusal still standing for `authorization` (its bucket has no token yet), if any."""
+    found = _refusals.get(authorization)
+    if found is None:
+        return None
+    if found.until <= time.monotonic():
+        _refusals.pop(authorization, None)
+        return None
+    return found
 
 
 @lru_cache(maxsize=1)

@@ -15,8 +15,9 @@ then serves Herald with `uvicorn --workers 2` on 127.0.0.1 and measures:
 - POST /v1/notifications to the 10,000-subscriber topic: time to the 202;
 - isolation: a second organisation's single sends at concurrency 1 (p50/p99), alone, while a third
   organisation on the Free plan hammers at concurrency 64 (its excess answered 429), and while the first
-  organisation sends at concurrency 16; the noisy load comes from a second process, and the CPU of the
-  server, PostgreSQL and that load generator is printed beside it (2 cores in all).
+  organisation sends at concurrency 16; then its reads (GET /v1/subscribers/{id}, served by Django), alone
+  and while the Free organisation hammers GET /v1/subscribers. The noisy load comes from a second process;
+  the CPU of the server, PostgreSQL and that load generator is printed beside it (2 cores in all).
 
 The load generator is a minimal keep-alive HTTP/1.1 client on asyncio in this
 process (one connection per concurrent client), so it costs the server's two
@@ -82,10 +83,10 @@ class Connection:
         self.writer.close()
 
 
-def build_request(path: str, key: str, body: dict) -> bytes:
-    payload = json.dumps(body).encode()
+def build_request(path: str, key: str, body: dict | None, method: str = "POST") -> bytes:
+    payload = json.dumps(body).encode() if body is not None else b""
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
     ).encode()
     return head + payload
@@ -224,29 +225,36 @@ async def isolation(port: int, key: str, others: dict[str, str], seconds: float,
     from concurrent.futures import ProcessPoolExecutor
 
     quiet = build_request("/v1/notifications", others["quiet"], {"to": ["quiet-user"], "title": "Quiet"})
+    quiet_read = build_request("/v1/subscribers/quiet-user", others["quiet"], None, "GET")
     noisy_free = build_request("/v1/notifications", others["noisy"], {"to": ["noisy-user"], "title": "Noisy"})
+    noisy_free_list = build_request("/v1/subscribers", others["noisy"], None, "GET")
     noisy_paid = build_request("/v1/notifications", key, {"to": ["bench-user"], "title": "Noisy"})
     await load(port, quiet, 1, 1.0, 202)
-    print("Isolation: organisation Q sends at concurrency 1 while organisation N hammers (Q p50 / p99):")
-    cases: list[tuple[str, bytes | None, int, int]] = [
-        ("alone", None, 0, 202),
-        ("N on Free (50/s) at concurrency 64, mostly 429", noisy_free, 64, 429),
-        ("N on Enterprise at concurrency 16, all 202", noisy_paid, 16, 202),
+    await load(port, quiet_read, 1, 1.0, 200)
+    print("Isolation: organisation Q at concurrency 1 while organisation N hammers (Q p50 / p99):")
+    send, read = ("sends", quiet, 202), ("reads", quiet_read, 200)
+    cases: list[tuple[str, tuple[str, bytes, int], bytes | None, int, int]] = [
+        ("Q sends, alone", send, None, 0, 202),
+        ("Q sends, N sends on Free (50/s) at c64, ~all 429", send, noisy_free, 64, 429),
+        ("Q sends, N sends on Enterprise at c16, all 202", send, noisy_paid, 16, 202),
+        ("Q reads a subscriber, alone", read, None, 0, 200),
+        ("Q reads, N lists on Free (50/s) at c64, ~all 429", read, noisy_free_list, 64, 429),
     ]
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         await loop.run_in_executor(pool, time.sleep, 0)  # the process started before anything is timed
-        for label, raw, concurrency, expect in cases:
+        for label, (unit, q_raw, q_expect), raw, concurrency, expect in cases:
             before = meter.sample()
             noise = (
                 loop.run_in_executor(pool, noise_run, port, raw, concurrency, seconds + 1.0, expect) if raw else None
             )
             if noise:
                 await asyncio.sleep(0.5)
-            count, latencies, bad = await load(port, quiet, 1, seconds, 202)
+            count, latencies, bad = await load(port, q_raw, 1, seconds, q_expect)
             line = (
-                f"  {label:<48} p50 {percentile(latencies, 50) * 1000:6.1f} ms   "
-                f"p99 {percentile(latencies, 99) * 1000:6.1f} ms   ({count} sends{f', {bad} NOT 202' if bad else ''})"
+                f"  {label:<50} p50 {percentile(latencies, 50) * 1000:6.1f} ms   "
+                f"p99 {percentile(latencies, 99) * 1000:6.1f} ms   ({count} {unit}"
+                f"{f', {bad} NOT {q_expect}' if bad else ''})"
             )
             if noise:
                 answered, other, generator_cpu = await noise

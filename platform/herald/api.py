@@ -29,6 +29,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.utils import timezone
 from ninja import NinjaAPI
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -36,7 +37,8 @@ from ninja.parser import Parser
 from ninja.security.base import AuthBase
 
 from herald.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, Problem, problem_response, problem_types_markdown
-from tenants.ratelimit import RateDecision, rate_limit_take
+from tenants.models import ApiKey
+from tenants.ratelimit import RateDecision, rate_limit_take, refusal_remember
 from tenants.resolve import (
     PUBLISHABLE_KEY_HEADER,
     SUBSCRIBER_HASH_HEADER,
@@ -133,12 +135,31 @@ def _with_cors(response: HttpResponseBase, origin: str | None) -> HttpResponseBa
     return response
 
 
-def _rate_limit(request: HttpRequest, key: ResolvedKey) -> RateDecision:
+def _rate_limit(request: HttpRequest, key: ResolvedKey, *, remember: bool = False) -> RateDecision:
+    """Take a token; refused: 429. `remember` (secret keys): the server's front answers the same key's next
+    requests itself until its next token (notifications.ingest.lean_http)."""
     decision = rate_limit_take(api_key_id=key.api_key_id, plan=key.plan)
     request.herald_rate = decision  # type: ignore[attr-defined]
     if not decision.allowed:
+        if remember:
+            refusal_remember(request.headers.get("Authorization"), decision)
         raise Problem("rate-limited", headers=decision.headers())
     return decision
+
+
+def _front_checked(request: HttpRequest) -> tuple[ResolvedKey | None, RateDecision | None]:
+    """The key and token the server's front took for this request (notifications.ingest.lean_http), if it did."""
+    scope = getattr(request, "scope", None)
+    if not isinstance(scope, dict):
+        return None, None
+    key, rate = scope.get("herald.secret_key"), scope.get("herald.rate")
+    if not isinstance(key, ResolvedKey) or not isinstance(rate, tuple):
+        return None, None
+    decision, touch = rate
+    request.herald_rate = decision  # type: ignore[attr-defined]
+    if touch:
+        ApiKey.objects.filter(pk=key.api_key_id).update(last_used_at=timezone.now())
+    return key, decision
 
 
 def _run_in_tenant(request: HttpRequest, key: ResolvedKey, run: Callable[[], HttpResponseBase]) -> HttpResponseBase:
@@ -158,8 +179,10 @@ def secret_operation(*, idempotent: bool = False) -> Callable[..., Any]:
             decision = None
             try:
                 _body_check(request)
-                key = request_secret_key(request)
-                decision = _rate_limit(request, key)
+                key, decision = _front_checked(request)
+                if key is None or decision is None:
+                    key = request_secret_key(request)
+                    decision = _rate_limit(request, key, remember=True)
                 request.herald_key = key  # type: ignore[attr-defined]
 
                 def call() -> HttpResponseBase:

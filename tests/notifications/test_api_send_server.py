@@ -14,11 +14,12 @@ from django.db import connection
 
 from notifications.groups import subscriber_group
 from notifications.models import InboxItem, Message, Preference, Subscriber
+from notifications.proofs import subscriber_hash
 from tenants.keys import key_hash
-from tenants.models import ApiKey
+from tenants.models import ApiKey, SigningSecret
 from tenants.ratelimit import bucket_key, redis_client
 from tenants.services import api_key_revoke
-from tests.conftest import Org
+from tests.conftest import ALLOWED_ORIGIN, Org
 from tests.notifications.api_support import server_api
 from tests.servers import HeraldServer
 
@@ -106,7 +107,10 @@ def test_a_refused_key_is_answered_from_memory_until_its_next_token_and_no_longe
     first = _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"})
     assert first.status_code == 429 and first.headers["Retry-After"] == "1"
     redis_client().delete(bucket_key(row.pk))  # a full bucket in Redis: only the server's memory refuses now
+    asked_at = time.monotonic()
     again = _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"})
+    # Asked before its Retry-After: answered after a delay (0.1 s, the next token being further away).
+    assert time.monotonic() - asked_at >= 0.09
     assert time.monotonic() - refused_at < 0.9, "too slow to tell memory from Redis"
     assert again.status_code == 429 and again.json()["type"].endswith("/rate-limited")
     assert again.json() == first.json() and again.headers["RateLimit"] == first.headers["RateLimit"]
@@ -115,6 +119,46 @@ def test_a_refused_key_is_answered_from_memory_until_its_next_token_and_no_longe
     assert _post(herald_server, acme.secret_key, {"to": ["a"], "title": "x"}).status_code == 202
     with acme.activate():
         assert Message.objects.count() == 1
+
+
+def test_a_key_refused_on_any_route_is_answered_at_the_front_until_its_next_token(
+    acme: Org, globex: Org, herald_server: HeraldServer
+) -> None:
+    """A refusal on a Django-served route also makes the server answer that key's next requests (any secret-key
+    route) itself, until the bucket would refill; other keys, other organisations and the widget API carry on."""
+    row = ApiKey.objects.get(key_hash=key_hash(acme.secret_key))
+    auth = {"Authorization": f"Bearer {acme.secret_key}"}
+    assert httpx.put(herald_server.url + "/v1/subscribers/ada", json={}, headers=auth).status_code == 200
+    redis_client().hset(bucket_key(row.pk), mapping={"tokens": "-49", "ts": str(int(time.time() * 1000))})
+    refused_at = time.monotonic()
+    first = httpx.get(herald_server.url + "/v1/subscribers", headers=auth)
+    assert first.status_code == 429 and first.headers["Retry-After"] == "1"
+    redis_client().delete(bucket_key(row.pk))  # a full bucket in Redis: only the server's memory refuses now
+    read = httpx.get(herald_server.url + "/v1/subscribers/ada", headers=auth)
+    sent = _post(herald_server, acme.secret_key, {"to": ["ada"], "title": "x"})
+    assert time.monotonic() - refused_at < 0.9, "too slow to tell memory from Redis"
+    for response, path in ((read, "/v1/subscribers/ada"), (sent, "/v1/notifications")):
+        assert response.status_code == 429 and response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"].endswith("/rate-limited") and response.json()["instance"] == path
+        assert response.headers["Retry-After"] == "1" and "remaining=0" in response.headers["RateLimit"]
+    # Not the other organisation, not the widget API (the publishable key has its own bucket).
+    other = httpx.get(herald_server.url + "/v1/subscribers", headers={"Authorization": f"Bearer {globex.secret_key}"})
+    assert other.status_code == 200
+    secret = SigningSecret.objects.filter(organization=acme.organization).values_list("secret", flat=True)[0]
+    widget = httpx.get(
+        herald_server.url + "/v1/inbox/unread-count",
+        headers={
+            "X-Herald-Publishable-Key": acme.publishable_key,
+            "X-Herald-Subscriber": "ada",
+            "X-Herald-Subscriber-Hash": subscriber_hash(secret, "ada"),
+            "Origin": ALLOWED_ORIGIN,
+        },
+    )
+    assert widget.status_code == 200, widget.text
+    time.sleep(max(0.0, refused_at + 1.1 - time.monotonic()))
+    assert httpx.get(herald_server.url + "/v1/subscribers/ada", headers=auth).status_code == 200
+    with acme.activate():
+        assert not Message.objects.exists()
 
 
 def test_server_path_respects_opt_outs_and_idempotency(acme: Org, herald_server: HeraldServer) -> None:

@@ -81,3 +81,20 @@ def test_widget_endpoints_refuse_secret_keys_revoked_keys_and_missing_proofs(
 def test_unknown_v1_routes_are_problem_documents(acme: Org) -> None:
     response = Api(acme.secret_key).get("/v1/no-such-thing")
     assert response.status_code == 404 and problem_type(response) == "not-found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("patch", "/v1/subscribers/ada", "DELETE, GET, PUT"),
+        ("post", "/v1/usage", "GET"),
+        ("put", "/v1/notifications", "POST"),
+        ("patch", "/v1/inbox/preferences", "GET, OPTIONS, PUT"),
+    ],
+)
+def test_a_method_a_route_does_not_serve_is_405_problem_with_allow(
+    client: Any, acme: Org, method: str, path: str, allowed: str
+) -> None:
+    response = getattr(client, method)(path, HTTP_AUTHORIZATION=f"Bearer {acme.secret_key}")
+    assert response.status_code == 405 and response["Content-Type"] == "application/problem+json"
+    assert problem_type(response) == "method-not-allowed" and response["Allow"] == allowed
