@@ -19,7 +19,11 @@ the same operation as notifications.api.notification_send:
 Batches go the same way, their items queued together (each item its own
 message, so each is written whole or not at all). Requests with an
 Idempotency-Key (or batch items with keys), and every other route, go to Django.
-`HERALD_LEAN_INGEST=0` sends everything to Django.
+`HERALD_LEAN_INGEST=false` sends them to Django too.
+
+For every other server-API route (SECRET_PATH_PREFIXES) this front resolves the
+secret key and takes its token before Django, and hands both on in the scope;
+a refused key is answered 429 here (see lean_http).
 """
 
 from __future__ import annotations
