@@ -89,9 +89,11 @@ def test_category_opt_outs_are_respected(acme: Org) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"title": "no audience"}, ""),
-        ({"to": ["a"], "topic": "t", "title": "two audiences"}, ""),
-        ({"broadcast": False, "title": "x"}, ""),
+        # The audience rule is the one check of the payload as a whole: its error is on `body.payload` itself
+        # (a field's error, or an unknown field's, is on `body.payload.<field>`).
+        ({"title": "no audience"}, "body.payload"),
+        ({"to": ["a"], "topic": "t", "title": "two audiences"}, "body.payload"),
+        ({"broadcast": False, "title": "x"}, "body.payload"),
         ({"to": ["a"]}, "title"),
         ({"to": ["a"], "title": ""}, "title"),
         ({"to": [], "title": "x"}, "to"),
@@ -186,3 +188,41 @@ def test_topic_with_10000_subscribers_is_written_in_one_insert(acme: Org) -> Non
     assert len(queries.captured_queries) < 15
     with acme.activate():
         assert InboxItem.objects.filter(message_id=response.json()["id"]).count() == 10_000
+
+
+def test_batch_with_an_idempotency_key_replays_its_first_answer_and_refuses_another_body(
+    acme: Org, herald_server: HeraldServer
+) -> None:
+    api = server_api(acme)
+    batch = {
+        "notifications": [
+            {"to": ["ada", "bob"], "title": "one"},
+            {"topic": "missing", "title": "two"},
+            {"to": ["cy"], "title": "three", "category": "billing"},
+        ]
+    }
+    first = api.post("/v1/notifications/batch", batch, **{"Idempotency-Key": "batch-1"})
+    assert first.status_code == 200, first.content
+    assert "Idempotent-Replayed" not in first
+    assert [r["status"] for r in first.json()["results"]] == [202, 404, 202]
+    assert [r["replayed"] for r in first.json()["results"]] == [False, False, False]
+    again = api.post("/v1/notifications/batch", batch, **{"Idempotency-Key": "batch-1"})
+    assert again.status_code == 200 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    # Through the server too (a request with an Idempotency-Key leaves the lean path for Django).
+    served = httpx.post(
+        herald_server.url + "/v1/notifications/batch",
+        json=batch,
+        headers={"Authorization": f"Bearer {acme.secret_key}", "Idempotency-Key": "batch-1"},
+        timeout=20,
+    )
+    assert served.status_code == 200 and served.headers["Idempotent-Replayed"] == "true"
+    assert served.json() == first.json()
+    other = {"notifications": [{"to": ["ada"], "title": "another body"}]}
+    reused = api.post("/v1/notifications/batch", other, **{"Idempotency-Key": "batch-1"})
+    assert reused.status_code == 422 and problem_type(reused) == "idempotency-key-reused"
+    with acme.activate():
+        # The first answer's two messages only: nothing from the replays or the refused body.
+        assert sorted(Message.objects.values_list("title", flat=True)) == ["one", "three"]
+        assert InboxItem.objects.count() == 3
+        assert sorted(Subscriber.objects.values_list("external_id", flat=True)) == ["ada", "bob", "cy"]

@@ -6,7 +6,7 @@ import pytest
 
 from notifications.models import InboxItem, Preference, Subscriber, TopicSubscription
 from tests.conftest import Org
-from tests.notifications.api_support import problem_type, server_api
+from tests.notifications.api_support import problem_type, server_api, widget_api
 
 
 def test_put_creates_then_updates_only_given_fields(acme: Org) -> None:
@@ -129,3 +129,66 @@ def test_topic_endpoints_on_unknown_topic_are_404(acme: Org) -> None:
 def test_bad_topic_key_is_422(acme: Org) -> None:
     response = server_api(acme).put("/v1/topics/has space", {})
     assert response.status_code == 422 and problem_type(response) == "validation-error"
+
+
+def test_subscriber_notifications_filter_on_read_archived_and_category(acme: Org) -> None:
+    api = server_api(acme)
+    ids = []
+    for title, category in (("m0", "billing"), ("m1", "promo"), ("m2", "billing"), ("m3", "")):
+        sent = api.post("/v1/notifications", {"to": ["ada"], "title": title, "category": category})
+        assert sent.status_code == 202, sent.content
+        ids.append(sent.json()["id"])
+    m0, m1, m2, m3 = ids
+    bob = api.post("/v1/notifications", {"to": ["bob"], "title": "not ada's", "category": "billing"})
+    assert bob.status_code == 202
+    ada = widget_api(acme, "ada")
+    for message_id, action in ((m0, "read"), (m1, "archive"), (m2, "read"), (m2, "archive")):
+        assert ada.post(f"/v1/inbox/notifications/{message_id}/{action}").status_code == 200
+    # m0: billing, read; m1: promo, archived; m2: billing, read and archived; m3: no category, unread.
+    expected = {
+        "": [m3, m0],  # archived items only when asked for
+        "read=true": [m0],
+        "read=false": [m3],
+        "archived=false": [m3, m0],
+        "archived=true": [m2, m1],
+        "archived=true&read=true": [m2],
+        "archived=true&read=false": [m1],
+        "category=billing": [m0],
+        "category=billing&archived=true": [m2],
+        "category=promo": [],
+        "category=promo&archived=true": [m1],
+        "category=billing&read=false": [],
+        "category=none-such": [],
+    }
+    for query, want in expected.items():
+        response = api.get(f"/v1/subscribers/ada/notifications?{query}")
+        assert response.status_code == 200, (query, response.content)
+        items = response.json()["items"]
+        assert [item["id"] for item in items] == want, query
+        for item in items:
+            assert item["read"] == (item["id"] in (m0, m2)), (query, item)
+            assert item["archived"] == (item["id"] in (m1, m2)), (query, item)
+            assert item["category"] == {m0: "billing", m1: "promo", m2: "billing", m3: ""}[item["id"]], (query, item)
+
+
+def test_topic_subscribers_walked_two_by_two_come_once_each_in_order(acme: Org) -> None:
+    api = server_api(acme)
+    for subscriber in "abcdefg":
+        assert api.put(f"/v1/subscribers/{subscriber}", {}).status_code == 200
+    assert api.put("/v1/topics/t", {}).status_code == 200
+    # Added out of order, with d and f left out: listed in the order the subscribers were created.
+    assert api.post("/v1/topics/t/subscribers", {"subscriber_ids": ["e", "a", "g", "c", "b"]}).json() == {"added": 5}
+    pages = []
+    cursor = None
+    while len(pages) < 10:  # bounded: a cursor that never ends fails below instead of looping
+        response = api.get("/v1/topics/t/subscribers?limit=2" + (f"&cursor={cursor}" if cursor else ""))
+        assert response.status_code == 200, response.content
+        page = response.json()
+        pages.append(page)
+        if not page["has_more"]:
+            break
+        cursor = page["next_cursor"]
+        assert cursor
+    assert [[item["id"] for item in page["items"]] for page in pages] == [["a", "b"], ["c", "e"], ["g"]]
+    assert [page["has_more"] for page in pages] == [True, True, False]
+    assert pages[-1]["next_cursor"] is None
