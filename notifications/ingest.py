@@ -609,24 +609,29 @@ async def _front_checked(scope: dict[str, Any], receive: Any, send: Any, authori
     return True
 
 
-def lean_http(django: ASGIApp) -> ASGIApp:
-    """The HTTP application: the server API's keys and rate limits at the front, the lean send path, Django."""
+def lean_http(django: ASGIApp, api: ASGIApp | None = None) -> ASGIApp:
+    """The HTTP application: the server API's keys and rate limits at the front, the lean send path, then
+    `api` (Django for /v1/, herald.api_handler) for the API's other requests and `django` for the rest."""
     lean = bool(settings.HERALD_LEAN_INGEST)
+    api = api or django
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(SECRET_PATH_PREFIXES) and scope["method"] != "OPTIONS":
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await django(scope, receive, send)
+            return
+        if scope["path"].startswith(SECRET_PATH_PREFIXES) and scope["method"] != "OPTIONS":
             scope = dict(scope)  # ours to add to: Django reads FRONT_KEY / FRONT_RATE from it
             authorization = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"authorization"), None)
             try:
                 if authorization and refusal_pending() and await _refused_here(scope, receive, send, authorization):
                     return
                 if lean and scope["method"] == "POST" and scope["path"] in (PATH, BATCH_PATH):
-                    await ingest(scope, receive, send, django)
+                    await ingest(scope, receive, send, api)
                     return
                 if await _front_checked(scope, receive, send, authorization):
                     return
             except ConnectionResetError:
                 return
-        await django(scope, receive, send)
+        await api(scope, receive, send)
 
     return application

@@ -11,6 +11,10 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()
 
+from herald.api_handler import ApiHandler  # noqa: E402
+
+api_application = ApiHandler()  # /v1/: the same views, without the portal's middleware
+
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
@@ -22,8 +26,9 @@ from notifications.routing import websocket_application  # noqa: E402
 # the shared connection last had (DESIGN.md, Measured).
 application = ProtocolTypeRouter(
     {
-        # POST /v1/notifications on a lean path with group commit; the rest through Django.
-        "http": lean_http(django_application),
+        # /v1/: keys and rate limits at the front, POST /v1/notifications on a lean path with group commit, the
+        # rest through Django without the portal's middleware. Everything else: Django as configured.
+        "http": lean_http(django_application, api_application),
         "websocket": websocket_application,
     }
 )

@@ -1,0 +1,47 @@
+"""Django's ASGI handler for the /v1 API, without the portal's middleware.
+
+The portal's middleware (sessions, CSRF, auth, messages, ...) is `MiddlewareMixin` middleware: under ASGI each
+one runs its hooks through `sync_to_async`, a hop to Django's one sync thread and back (DESIGN.md, Measured:
+~3 ms a request), and every request of every organisation queues for that thread. The API needs none of it:
+keys, not sessions; no cookies, so no CSRF. This handler runs one native async middleware instead, which does
+what the API needs of Django's: the Host check (ALLOWED_HOSTS), the security headers, Content-Length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+
+API_PREFIX = "/v1/"
+
+GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+
+
+def api_middleware(get_response: GetResponse) -> GetResponse:
+    async def middleware(request: HttpRequest) -> HttpResponseBase:
+        request.get_host()  # DisallowedHost (400) unless in ALLOWED_HOSTS, as CommonMiddleware checks it
+        response = await get_response(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not response.streaming and "Content-Length" not in response.headers:  # as CommonMiddleware: not chunked
+            response.headers["Content-Length"] = str(len(response.content))  # type: ignore[attr-defined]
+        return response
+
+    return middleware
+
+
+class ApiHandler(ASGIHandler):
+    """ASGIHandler with `api_middleware` as its whole middleware chain (always async)."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        inner: Any = convert_exception_to_response(self._get_response_async)  # type: ignore[attr-defined]
+        self._middleware_chain = convert_exception_to_response(api_middleware(inner))
