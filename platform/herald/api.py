@@ -438,15 +438,26 @@ api = HeraldAPI(
 )
 
 
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
 def validation_errors(raw_errors: Any) -> list[dict[str, Any]]:
-    """pydantic / django-ninja errors as the `errors` member of a validation-error problem."""
+    """pydantic / django-ninja errors as the `errors` member of a validation-error problem.
+
+    `loc` is where the value was: its location, then the path inside it (["body", "to", 0], ["query",
+    "limit"]); the name of the view's body parameter, which django-ninja puts second, is left out. `field` is
+    that path dotted ("to.0", "limit"), or the location itself for an error about the whole body ("body").
+    """
     errors = []
     for error in raw_errors:
         loc = [part for part in error.get("loc", ()) if isinstance(part, str | int)]
+        if len(loc) >= 2 and loc[0] == "body":
+            del loc[1]
+        inner = loc[1:] if loc and loc[0] in _LOCATIONS else loc
         errors.append(
             {
                 "loc": loc,
-                "field": ".".join(str(part) for part in loc),
+                "field": ".".join(str(part) for part in inner) or (str(loc[0]) if loc else ""),
                 "msg": str(error.get("msg", "")),
                 "type": str(error.get("type", "")),
             }
