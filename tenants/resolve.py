@@ -2,7 +2,7 @@
 
 - secret key (server API) and publishable key (widget HTTP and WebSocket):
   `api_key_resolve(key)`; the key's row is cached in Redis for a minute and
-  dropped from the cache the moment it is revoked or rolled.
+  read from the database again, for a minute, from the moment it is revoked or rolled.
 - portal: organisation slug in the URL plus the user's membership
   (`organization_for_member`).
 - API requests: `request_secret_key`, `request_publishable_key`,
@@ -51,10 +51,21 @@ def _cache_key(hashed: str) -> str:
     return f"apikey:{hashed}"
 
 
+# What api_key_cache_forget leaves in a key's cache entry for a minute: lookups read the database meanwhile and,
+# writing their result with `add`, cannot put back a state read before the change committed (a lookup that read
+# the row just before a revocation and wrote the cache just after it would otherwise keep the key alive).
+_CHANGED = "changed"
+
+
 def api_key_cache_forget(hashed: str) -> None:
-    """Drop a key from the cache so its new state applies at once."""
+    """Make a key's new state apply at once: its cache entry is replaced by a marker for a minute."""
     with schema_context("public"):
-        cache.delete(_cache_key(hashed))
+        cache.set(_cache_key(hashed), _CHANGED, KEY_CACHE_SECONDS)
+
+
+def _cache_store(hashed: str, resolved: ResolvedKey) -> None:
+    """Cache a lookup's result, unless the entry is there already (the key changed meanwhile: see _CHANGED)."""
+    cache.add(_cache_key(hashed), resolved, KEY_CACHE_SECONDS)
 
 
 def api_key_resolve(key: str) -> ResolvedKey | None:
@@ -64,7 +75,7 @@ def api_key_resolve(key: str) -> ResolvedKey | None:
     hashed = key_hash(key)
     with schema_context("public"):
         resolved = cache.get(_cache_key(hashed))
-        if resolved is None:
+        if not isinstance(resolved, ResolvedKey):
             row = ApiKey.objects.filter(key_hash=hashed, revoked_at__isnull=True).select_related("organization").first()
             if row is None:
                 return None
@@ -78,7 +89,7 @@ def api_key_resolve(key: str) -> ResolvedKey | None:
                 allowed_origins=tuple(row.allowed_origins),
                 expires_at=row.expires_at,
             )
-            cache.set(_cache_key(hashed), resolved, KEY_CACHE_SECONDS)
+            _cache_store(hashed, resolved)
     if not hmac.compare_digest(resolved.key_hash, hashed):
         return None
     if resolved.expires_at is not None and resolved.expires_at <= timezone.now():
