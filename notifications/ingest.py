@@ -40,6 +40,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import psycopg
 import pydantic
@@ -47,7 +48,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from herald.api import MAX_BODY_BYTES, json_parse, validation_errors
+from herald.api import CORS_EXPOSE_HEADERS, MAX_BODY_BYTES, json_parse, validation_errors
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
 from notifications.services import (
     SEND_SQL,
@@ -61,7 +62,16 @@ from notifications.services import (
 )
 from tenants.keys import key_hash
 from tenants.models import ApiKey
-from tenants.ratelimit import RateDecision, rate_limit_take_async, refusal_active, refusal_pending, refusal_remember
+from tenants.origins import origin_allowed
+from tenants.ratelimit import (
+    RateDecision,
+    Refusal,
+    publishable_identity,
+    rate_limit_take_async,
+    refusal_active,
+    refusal_pending,
+    refusal_remember,
+)
 from tenants.resolve import ResolvedKey, api_key_resolve, secret_key_shape_check
 
 logger = logging.getLogger(__name__)
@@ -559,6 +569,7 @@ def _parsed_or_none(body: bytes) -> Any:
 # key and token bucket are checked here, on the event loop, before Django: a refused request never waits for
 # Django's worker thread, and never makes another organisation's requests wait behind it there.
 SECRET_PATH_PREFIXES = ("/v1/subscribers", "/v1/topics", "/v1/notifications", "/v1/messages/", "/v1/usage")
+WIDGET_PATH_PREFIX = "/v1/inbox"  # the widget API: refused publishable keys answered here too
 FRONT_KEY = "herald.secret_key"  # scope entries the front hands Django: the resolved key ...
 FRONT_RATE = "herald.rate"  # ... and (RateDecision, touch last_used_at)
 
@@ -569,9 +580,9 @@ async def _discard_body(receive: Any) -> None:
         pass
 
 
-async def _refused_here(scope: dict[str, Any], receive: Any, send: Any, authorization: str) -> bool:
+async def _refused_here(scope: dict[str, Any], receive: Any, send: Any, identity: str) -> bool:
     """Answer a request whose key the bucket refused and has no token yet: True when answered."""
-    refusal = refusal_active(authorization)
+    refusal = refusal_active(identity)
     if refusal is None:
         return False
     path = str(scope["path"])
@@ -581,9 +592,52 @@ async def _refused_here(scope: dict[str, Any], receive: Any, send: Any, authoriz
         answer = refusal.answers[path] = _problem_answer(
             Problem("rate-limited", headers=decision.headers()), decision, path
         )
+    await _refuse(receive, send, refusal, answer)
+    return True
+
+
+async def _refuse(receive: Any, send: Any, refusal: Refusal, answer: _Answer) -> None:
     await _discard_body(receive)
     await asyncio.sleep(min(max(0.0, refusal.until - time.monotonic()), _REFUSED_DELAY))
     await answer.send(send)
+
+
+def _widget_key(scope: dict[str, Any], headers: dict[str, str]) -> str | None:
+    """The publishable key a widget request names, as tenants.resolve.request_publishable_key reads it."""
+    candidates = [
+        headers.get("x-herald-publishable-key"),
+        *parse_qs(scope["query_string"].decode("latin-1")).get("pk", []),
+    ]
+    scheme, _, token = (headers.get("authorization") or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip().startswith(("pk_", "sk_")):
+        candidates.append(token.strip())
+    keys = {c.strip() for c in candidates if c and c.strip()}
+    return keys.pop() if len(keys) == 1 else None
+
+
+async def _widget_refused_here(scope: dict[str, Any], receive: Any, send: Any) -> bool:
+    """Answer a widget request whose publishable key the bucket refused and has no token yet, with the CORS
+    headers Django would add; True when answered. From an origin the key does not allow: Django answers."""
+    headers = _headers(scope)
+    key = _widget_key(scope, headers)
+    refusal = refusal_active(publishable_identity(key_hash(key))) if key else None
+    if refusal is None:
+        return False
+    origin = headers.get("origin")
+    if origin and not origin_allowed(origin, list(refusal.origins)):
+        return False
+    path = str(scope["path"])
+    answer = refusal.answers.get(f"{path} {origin}")
+    if answer is None:
+        decision = refusal.decision
+        cors = (
+            {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
+            if origin
+            else {}
+        )
+        problem = Problem("rate-limited", headers={**decision.headers(), **(cors if origin else {}), "Vary": "Origin"})
+        answer = refusal.answers[f"{path} {origin}"] = _problem_answer(problem, decision, path)
+    await _refuse(receive, send, refusal, answer)
     return True
 
 
@@ -619,6 +673,12 @@ def lean_http(django: ASGIApp, api: ASGIApp | None = None) -> ASGIApp:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await django(scope, receive, send)
             return
+        if scope["path"].startswith(WIDGET_PATH_PREFIX) and scope["method"] != "OPTIONS" and refusal_pending():
+            try:
+                if await _widget_refused_here(scope, receive, send):
+                    return
+            except ConnectionResetError:
+                return
         if scope["path"].startswith(SECRET_PATH_PREFIXES) and scope["method"] != "OPTIONS":
             scope = dict(scope)  # ours to add to: Django reads FRONT_KEY / FRONT_RATE from it
             authorization = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"authorization"), None)

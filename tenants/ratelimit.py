@@ -89,22 +89,29 @@ class Refusal:
 
     until: float  # time.monotonic() of the next token
     decision: RateDecision
-    answers: dict[str, Any] = field(default_factory=dict)  # encoded 429s by path, filled by whoever answers
+    origins: tuple[str, ...] = ()  # a publishable key's allowed origins (its 429s carry CORS headers for them)
+    answers: dict[str, Any] = field(default_factory=dict)  # encoded 429s, filled by whoever answers
 
 
-# By the request's Authorization header (a secret key that resolved and was refused; nobody else's header can
-# get here). Written from Django's worker threads and the event loop: single dict operations only.
+# By the request's Authorization header for a secret key, by publishable_identity() for a publishable key; only
+# a key that resolved and was refused gets here. Written from Django's worker thread and the event loop: single
+# dict operations only.
 _refusals: dict[str, Refusal] = {}
 REFUSALS_MAX = 10_000
 
 
-def refusal_remember(authorization: str | None, decision: RateDecision) -> None:
-    """Remember that the bucket refused the key behind `authorization`, until its next token."""
-    if not authorization or decision.allowed or decision.retry_ms <= 0:
+def publishable_identity(key_hash: str) -> str:
+    return "pk " + key_hash
+
+
+def refusal_remember(identity: str | None, decision: RateDecision, origins: tuple[str, ...] = ()) -> None:
+    """Remember that the bucket refused the key behind `identity`, until its next token."""
+    if not identity or decision.allowed or decision.retry_ms <= 0:
         return
     if len(_refusals) >= REFUSALS_MAX:
         _refusals.clear()
-    _refusals[authorization] = Refusal(until=time.monotonic() + decision.retry_ms / 1000, decision=decision)
+    until = time.monotonic() + decision.retry_ms / 1000
+    _refusals[identity] = Refusal(until=until, decision=decision, origins=origins)
 
 
 def refusal_pending() -> bool:

@@ -38,7 +38,7 @@ from ninja.security.base import AuthBase
 
 from herald.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, Problem, problem_response, problem_types_markdown
 from tenants.models import ApiKey
-from tenants.ratelimit import RateDecision, rate_limit_take, refusal_remember
+from tenants.ratelimit import RateDecision, publishable_identity, rate_limit_take, refusal_remember
 from tenants.resolve import (
     PUBLISHABLE_KEY_HEADER,
     SUBSCRIBER_HASH_HEADER,
@@ -135,14 +135,16 @@ def _with_cors(response: HttpResponseBase, origin: str | None) -> HttpResponseBa
     return response
 
 
-def _rate_limit(request: HttpRequest, key: ResolvedKey, *, remember: bool = False) -> RateDecision:
-    """Take a token; refused: 429. `remember` (secret keys): the server's front answers the same key's next
-    requests itself until its next token (notifications.ingest.lean_http)."""
+def _rate_limit(request: HttpRequest, key: ResolvedKey) -> RateDecision:
+    """Take a token; refused: 429, and the server's front answers the same key's next requests itself until its
+    next token (notifications.ingest.lean_http)."""
     decision = rate_limit_take(api_key_id=key.api_key_id, plan=key.plan)
     request.herald_rate = decision  # type: ignore[attr-defined]
     if not decision.allowed:
-        if remember:
+        if key.kind == "secret":
             refusal_remember(request.headers.get("Authorization"), decision)
+        else:
+            refusal_remember(publishable_identity(key.key_hash), decision, key.allowed_origins)
         raise Problem("rate-limited", headers=decision.headers())
     return decision
 
@@ -182,7 +184,7 @@ def secret_operation(*, idempotent: bool = False) -> Callable[..., Any]:
                 key, decision = _front_checked(request)
                 if key is None or decision is None:
                     key = request_secret_key(request)
-                    decision = _rate_limit(request, key, remember=True)
+                    decision = _rate_limit(request, key)
                 request.herald_key = key  # type: ignore[attr-defined]
 
                 def call() -> HttpResponseBase:
