@@ -49,6 +49,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from herald.api import CORS_EXPOSE_HEADERS, MAX_BODY_BYTES, json_parse, validation_errors
+from herald.api_handler import SECURITY_HEADERS
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
 from notifications.services import (
     SEND_SQL,
@@ -433,7 +434,9 @@ def _answer(
 ) -> _Answer:
     payload = json.dumps(body).encode()
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())]
-    headers += [(name.lower().encode(), value.encode()) for name, value in (extra or {}).items()]
+    headers += [
+        (name.lower().encode(), value.encode()) for name, value in {**SECURITY_HEADERS, **(extra or {})}.items()
+    ]
     return _Answer(
         {"type": "http.response.start", "status": status, "headers": headers},
         {"type": "http.response.body", "body": payload},

@@ -18,6 +18,8 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
 API_PREFIX = "/v1/"
+# On every /v1/ answer (also those of notifications.ingest, which Django does not see).
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"}
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
@@ -26,9 +28,8 @@ def api_middleware(get_response: GetResponse) -> GetResponse:
     async def middleware(request: HttpRequest) -> HttpResponseBase:
         request.get_host()  # DisallowedHost (400) unless in ALLOWED_HOSTS, as CommonMiddleware checks it
         response = await get_response(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
         if not response.streaming and "Content-Length" not in response.headers:  # as CommonMiddleware: not chunked
             response.headers["Content-Length"] = str(len(response.content))  # type: ignore[attr-defined]
         return response

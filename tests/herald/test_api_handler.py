@@ -1,5 +1,5 @@
 """/v1/ through the server: Django's views without the portal's middleware, still host-checked and with the
-security headers."""
+security headers (the lean send path's answers too)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ def test_api_answers_carry_security_headers_and_no_cookies(acme: Org, herald_ser
         httpx.get(herald_server.url + "/v1/subscribers", headers=auth, timeout=10),
         httpx.get(herald_server.url + "/v1/openapi.json", timeout=10),
         httpx.get(herald_server.url + "/v1/no-such-thing", headers=auth, timeout=10),
+        httpx.post(herald_server.url + "/v1/notifications", json={"to": ["a"], "title": "x"}, headers=auth),
+        httpx.post(herald_server.url + "/v1/notifications", json={"to": ["a"]}, headers=auth),
     ):
         assert response.headers["X-Content-Type-Options"] == "nosniff", response.url
         assert response.headers["X-Frame-Options"] == "DENY" and response.headers["Referrer-Policy"] == "same-origin"
