@@ -236,4 +236,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING") or "WARNING"},
+    # Django logs every 4xx as a warning: a caller's mistakes (and a flood of 429s) would flood the log. The
+    # access log has them; errors (5xx) are still logged here.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }

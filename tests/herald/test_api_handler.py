@@ -35,3 +35,16 @@ def test_a_host_not_allowed_is_400_on_the_api(acme: Org, herald_server: HeraldSe
     auth = {"Authorization": f"Bearer {acme.secret_key}", "Host": "evil.test"}
     assert httpx.get(herald_server.url + "/v1/subscribers", headers=auth, timeout=10).status_code == 400
     assert httpx.get(herald_server.url + "/v1/openapi.json", headers={"Host": "evil.test"}).status_code == 400
+
+
+def test_client_errors_are_not_logged_as_warnings(acme: Org, client: object, caplog: object) -> None:
+    """settings.LOGGING: django.request logs errors only (it would log each 4xx as a warning)."""
+    import logging
+
+    import pytest
+
+    assert isinstance(caplog, pytest.LogCaptureFixture)
+    with caplog.at_level(logging.DEBUG, logger="django"):
+        for path in ("/v1/subscribers/nobody", "/v1/no-such-thing"):
+            assert client.get(path, HTTP_AUTHORIZATION=f"Bearer {acme.secret_key}").status_code == 404  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if r.name == "django.request"], caplog.records
