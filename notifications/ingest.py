@@ -633,12 +633,10 @@ async def _widget_refused_here(scope: dict[str, Any], receive: Any, send: Any) -
     answer = refusal.answers.get(f"{path} {origin}")
     if answer is None:
         decision = refusal.decision
-        cors = (
-            {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
-            if origin
-            else {}
-        )
-        problem = Problem("rate-limited", headers={**decision.headers(), **(cors if origin else {}), "Vary": "Origin"})
+        cors = {"Vary": "Origin"}
+        if origin:
+            cors.update({"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS})
+        problem = Problem("rate-limited", headers={**decision.headers(), **cors})
         answer = refusal.answers[f"{path} {origin}"] = _problem_answer(problem, decision, path)
     await _refuse(receive, send, refusal, answer)
     return True
