@@ -444,9 +444,8 @@ def _answer(
 
 
 def _problem_answer(problem: Problem, decision: RateDecision | None, path: str) -> _Answer:
-    response = problem.response(path)
     headers = {**(decision.headers() if decision else {}), **problem.headers}
-    return _answer(response.status_code, json.loads(response.content), content_type=PROBLEM_CONTENT_TYPE, extra=headers)
+    return _answer(problem.status, problem.document(path), content_type=PROBLEM_CONTENT_TYPE, extra=headers)
 
 
 async def _problem(
@@ -531,13 +530,8 @@ async def ingest(scope: dict[str, Any], receive: Any, send: Any, django: ASGIApp
         await django(scope, replay, send)
         return
     decision: RateDecision | None = None
-    authorization = headers.get("authorization")
     try:
-        key = await secret_key_resolve(authorization)
-        decision, touch = await rate_limit_take_async(api_key_id=key.api_key_id, plan=key.plan)
-        if not decision.allowed:
-            refusal_remember(authorization, decision)
-            raise Problem("rate-limited", headers=decision.headers())
+        key, decision, touch = await _key_and_token(headers.get("authorization"))
         data = parsed if parsed is not None else json_parse(body) if body else None
         if batch:
             drafts = [item.draft() for item in _validated(BatchIn, data).notifications]
@@ -642,26 +636,35 @@ async def _widget_refused_here(scope: dict[str, Any], receive: Any, send: Any) -
     return True
 
 
+async def _key_and_token(authorization: str | None) -> tuple[ResolvedKey, RateDecision, bool]:
+    """The secret key and a token from its bucket (and whether to touch last_used_at); a Problem when either is
+    refused (a refused key remembered until its next token)."""
+    key = await secret_key_resolve(authorization)
+    decision, touch = await rate_limit_take_async(api_key_id=key.api_key_id, plan=key.plan)
+    if not decision.allowed:
+        refusal_remember(authorization, decision)
+        raise Problem("rate-limited", headers=decision.headers())
+    return key, decision, touch
+
+
 async def _front_checked(scope: dict[str, Any], receive: Any, send: Any, authorization: str | None) -> bool:
     """Resolve the key and take its token for Django; True when refused (and answered) here.
 
     A key that does not resolve goes on to Django, which answers it as always.
     """
     try:
-        key = await secret_key_resolve(authorization)
-    except Problem:
-        return False
+        key, decision, touch = await _key_and_token(authorization)
+    except Problem as problem:
+        if problem.problem_type.slug != "rate-limited":
+            return False
+        await _discard_body(receive)
+        await _problem(send, problem, None, str(scope["path"]))
+        return True
     except Exception:  # noqa: BLE001 - Django resolves it again and answers whatever went wrong
         logger.warning("key resolution at the front failed", exc_info=True)
         return False
-    decision, touch = await rate_limit_take_async(api_key_id=key.api_key_id, plan=key.plan)
-    if decision.allowed:
-        scope[FRONT_KEY], scope[FRONT_RATE] = key, (decision, touch)
-        return False
-    refusal_remember(authorization, decision)
-    await _discard_body(receive)
-    await _problem(send, Problem("rate-limited", headers=decision.headers()), decision, str(scope["path"]))
-    return True
+    scope[FRONT_KEY], scope[FRONT_RATE] = key, (decision, touch)
+    return False
 
 
 def lean_http(django: ASGIApp, api: ASGIApp | None = None) -> ASGIApp:

@@ -118,13 +118,13 @@ def refusal_pending() -> bool:
     return bool(_refusals)
 
 
-def refusal_active(authorization: str) -> Refusal | None:
-    """The refusal still standing for `authorization` (its bucket has no token yet), if any."""
-    found = _refusals.get(authorization)
+def refusal_active(identity: str) -> Refusal | None:
+    """The refusal still standing for `identity` (its bucket has no token yet), if any."""
+    found = _refusals.get(identity)
     if found is None:
         return None
     if found.until <= time.monotonic():
-        _refusals.pop(authorization, None)
+        _refusals.pop(identity, None)
         return None
     return found
 

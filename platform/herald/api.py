@@ -149,7 +149,7 @@ def _rate_limit(request: HttpRequest, key: ResolvedKey) -> RateDecision:
     return decision
 
 
-def _front_checked(request: HttpRequest) -> tuple[ResolvedKey | None, RateDecision | None]:
+def _front_decision(request: HttpRequest) -> tuple[ResolvedKey | None, RateDecision | None]:
     """The key and token the server's front took for this request (notifications.ingest.lean_http), if it did."""
     scope = getattr(request, "scope", None)
     if not isinstance(scope, dict):
@@ -181,7 +181,7 @@ def secret_operation(*, idempotent: bool = False) -> Callable[..., Any]:
             decision = None
             try:
                 _body_check(request)
-                key, decision = _front_checked(request)
+                key, decision = _front_decision(request)
                 if key is None or decision is None:
                     key = request_secret_key(request)
                     decision = _rate_limit(request, key)

@@ -107,16 +107,15 @@ class Problem(Exception):  # noqa: N818 - it is the RFC's name
             self.problem_type.slug, self.detail, instance=instance, headers=self.headers, **self.extra
         )
 
+    def document(self, instance: str | None = None) -> dict[str, Any]:
+        """The problem document itself (what `response` sends), for code that answers without Django."""
+        return problem_document(self.problem_type.slug, self.detail, instance=instance, **self.extra)
 
-def problem_response(
-    slug: str,
-    detail: str | None = None,
-    *,
-    instance: str | None = None,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> HttpResponse:
-    """An `application/problem+json` response for the problem `slug`."""
+
+def problem_document(
+    slug: str, detail: str | None = None, *, instance: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The RFC 9457 document for the problem `slug`."""
     kind = PROBLEM_TYPES[slug]
     body: dict[str, Any] = {
         "type": kind.uri,
@@ -127,7 +126,20 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(extra)
-    response = HttpResponse(json.dumps(body), status=kind.status, content_type=PROBLEM_CONTENT_TYPE)
+    return body
+
+
+def problem_response(
+    slug: str,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> HttpResponse:
+    """An `application/problem+json` response for the problem `slug`."""
+    body = problem_document(slug, detail, instance=instance, **extra)
+    response = HttpResponse(json.dumps(body), status=body["status"], content_type=PROBLEM_CONTENT_TYPE)
     for name, value in (headers or {}).items():
         response[name] = value
     return response
