@@ -321,17 +321,14 @@ class Hub:
                 member.opted_out = opted_out
         elif kind == "topic.membership":
             self._topic_membership(group, event)
-        elif kind == "key.revoked":
-            revoked = event.get("api_key_id")
-            for member in list(members):
-                if member.api_key_id is not None and member.api_key_id == revoked:
+        elif kind in ("key.revoked", "key.expiring"):
+            at = event.get("expires_at")
+            on_key = [m for m in members if m.api_key_id is not None and m.api_key_id == event.get("api_key_id")]
+            for member in on_key:
+                if kind == "key.revoked":
                     member.key_revoked()
-        elif kind == "key.expiring":
-            rolled, at = event.get("api_key_id"), event.get("expires_at")
-            if isinstance(at, int | float):
-                for member in list(members):
-                    if member.api_key_id is not None and member.api_key_id == rolled:
-                        member.key_expires(float(at))
+                elif isinstance(at, int | float):
+                    member.key_expires(float(at))
 
     def _notification(self, group: str, members: set[HubMember], event: dict[str, Any]) -> None:
         payload = event["notification"]

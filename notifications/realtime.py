@@ -216,9 +216,9 @@ def messages_events(organization_id: int, messages: list[dict[str, Any]]) -> lis
             named.append(message)
         else:
             pairs += message_events(organization_id=organization_id, **message)
-    direct = sum(len(message_events(organization_id=organization_id, **m)) for m in named)
-    if direct <= BUNDLE_FROM:
-        return pairs + [pair for m in named for pair in message_events(organization_id=organization_id, **m)]
+    direct = [pair for m in named for pair in message_events(organization_id=organization_id, **m)]
+    if len(direct) <= BUNDLE_FROM:
+        return pairs + direct
     group = organization_group(organization_id)
     for start in range(0, len(named), BUNDLE_MAX):
         items = [
