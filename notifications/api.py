@@ -2,7 +2,8 @@
 
 `secret` holds the server API (secret keys), `widget` the inbox widget's API
 (publishable key + subscriber proof). The pipeline in herald.api has already
-authenticated the request and activated its organisation's schema.
+authenticated the request and activated its organisation's schema. Sends go
+through the send engine (notifications.sending), here and in notifications.lean.
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ from ninja import Field, Path, Query, Router, Status
 from ninja.decorators import decorate_view
 from pydantic import BaseModel, ConfigDict, StrictBool, field_validator, model_validator
 
-from herald.api import (
-    PublishableKey,
-    SecretKey,
-    json_body,
-    request_fingerprint,
-    secret_operation,
-    widget_operation,
-    widget_preflight,
-)
+from herald.errors import json_body
+from herald.openapi import PublishableKey, SecretKey
+from herald.operations import secret_operation, widget_operation, widget_preflight
 from herald.problems import Problem
-from notifications import selectors, services
+from notifications import selectors, sending, services
+from notifications.idempotency import (
+    IDEMPOTENCY_HEADER,
+    REPLAYED_HEADER,
+    IdempotencyClaim,
+    idempotency_claim_from_header,
+    request_fingerprint,
+)
 from notifications.models import InboxItem, Subscriber
 from notifications.schemas import inbox_item_dict
 from tenants.resolve import ResolvedKey
@@ -201,8 +203,8 @@ class NotificationIn(Strict):
             raise ValueError("`broadcast` must be true when given")
         return self
 
-    def draft(self, *, idempotency_key: str | None = None, request_hash: str = "") -> services.NotificationDraft:
-        return services.NotificationDraft(
+    def draft(self, *, idempotency: IdempotencyClaim | None = None) -> sending.NotificationDraft:
+        return sending.NotificationDraft(
             title=self.title,
             to=list(dict.fromkeys(self.to)) if self.to is not None else None,
             topic=self.topic,
@@ -211,8 +213,7 @@ class NotificationIn(Strict):
             action_url=self.action_url,
             category=self.category,
             data=self.data,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
+            idempotency=idempotency,
         )
 
 
@@ -228,6 +229,19 @@ class BatchItemIn(NotificationIn):
 
 class BatchIn(Strict):
     notifications: list[BatchItemIn] = Field(..., min_length=1, max_length=100)
+
+    def drafts(self, raw: Any) -> list[sending.NotificationDraft]:
+        """The batch's drafts; an item's key is fingerprinted on the item as sent (`raw`), without the key."""
+        drafts = []
+        for item, raw_item in zip(self.notifications, raw["notifications"], strict=True):
+            claim = None
+            if item.idempotency_key:
+                content = {name: value for name, value in raw_item.items() if name != "idempotency_key"}
+                claim = IdempotencyClaim(
+                    endpoint=sending.SEND_ENDPOINT, key=item.idempotency_key, request_hash=request_fingerprint(content)
+                )
+            drafts.append(item.draft(idempotency=claim))
+        return drafts
 
 
 class BatchItemError(Out):
@@ -438,48 +452,60 @@ def topic_subscribers_list(
     return _page_out(page, _subscriber_out)
 
 
+_SEND_ERRORS = {
+    "404": {"description": "Unknown topic"},
+    "503": {"description": "The database did not answer; nothing was written: retry after Retry-After"},
+}
+
+
+def _sender(request: HttpRequest) -> sending.Sender:
+    return sending.Sender.for_key(_key(request), touch=False)  # the pipeline touched last_used_at
+
+
+def _send_response(answer: sending.SendAnswer) -> HttpResponse:
+    response = HttpResponse(json.dumps(answer.body), status=answer.status, content_type="application/json")
+    if answer.replayed:
+        response[REPLAYED_HEADER] = "true"
+    return response
+
+
+# In the server, notifications.lean answers these two routes before Django (same engine, same answers);
+# these views serve them wherever Django alone serves /v1 (and describe them in the OpenAPI document).
 @secret.post(
     "/notifications",
     response={202: NotificationAccepted},
     summary="Send a notification",
-    openapi_extra={"responses": {"404": {"description": "Unknown topic"}}},
+    openapi_extra={"responses": _SEND_ERRORS},
 )
-@decorate_view(secret_operation(idempotent=True))
-def notification_send(request: HttpRequest, payload: NotificationIn) -> Status[dict[str, Any]]:
+@decorate_view(secret_operation())
+def notification_send(request: HttpRequest, payload: NotificationIn) -> HttpResponse:
     """Answered once the message and every inbox item are committed. Opted-out subscribers are left out."""
-    result = services.notification_send(organization_id=_key(request).organization_id, draft=payload.draft())
-    return Status(202, result.as_dict())
+    claim = idempotency_claim_from_header(
+        path=request.path, header=request.headers.get(IDEMPOTENCY_HEADER), data=json_body(request)
+    )
+    answer = sending.notification_send_blocking(sender=_sender(request), draft=payload.draft(), idempotency=claim)
+    return _send_response(answer)
 
 
-@secret.post("/notifications/batch", response=BatchOut, summary="Send up to 100 notifications")
-@decorate_view(secret_operation(idempotent=True))
-def notification_send_batch(request: HttpRequest, payload: BatchIn) -> dict[str, Any]:
+@secret.post(
+    "/notifications/batch",
+    response=BatchOut,
+    summary="Send up to 100 notifications",
+    openapi_extra={"responses": {"503": _SEND_ERRORS["503"]}},
+)
+@decorate_view(secret_operation())
+def notification_send_batch(request: HttpRequest, payload: BatchIn) -> HttpResponse:
     """One result per item, in order; an item is written whole or not at all, independently of the others.
 
     An item's `idempotency_key` works like the Idempotency-Key header of POST /v1/notifications
     (and shares its keys): the same key with the same item replays the first result.
     """
-    raw_items = json_body(request)["notifications"]
-    drafts = []
-    for item, raw in zip(payload.notifications, raw_items, strict=True):
-        content = {name: value for name, value in raw.items() if name != "idempotency_key"}
-        drafts.append(item.draft(idempotency_key=item.idempotency_key, request_hash=request_fingerprint(content)))
-    outcomes = services.notification_send_batch(organization_id=_key(request).organization_id, drafts=drafts)
-    results = []
-    for outcome in outcomes:
-        entry: dict[str, Any] = {"index": outcome.index, "status": outcome.status, "replayed": outcome.replayed}
-        if outcome.result is not None:
-            entry.update(outcome.result.as_dict())
-        if outcome.problem is not None:
-            kind = outcome.problem.problem_type
-            entry["error"] = {
-                "type": kind.uri,
-                "title": kind.title,
-                "status": kind.status,
-                "detail": outcome.problem.detail,
-            }
-        results.append(entry)
-    return {"results": results}
+    data = json_body(request)
+    claim = idempotency_claim_from_header(path=request.path, header=request.headers.get(IDEMPOTENCY_HEADER), data=data)
+    answer = sending.notification_send_batch_blocking(
+        sender=_sender(request), drafts=payload.drafts(data), idempotency=claim
+    )
+    return _send_response(answer)
 
 
 @secret.get(
@@ -680,7 +706,7 @@ def preferences_put(request: HttpRequest, payload: PreferencesIn) -> dict[str, A
     return {"categories": categories}
 
 
-# CORS preflights (no credentials travel with them; see herald.api.widget_preflight).
+# CORS preflights (no credentials travel with them; see herald.operations.widget_preflight).
 def _preflight(request: HttpRequest) -> HttpResponse:
     return widget_preflight(request)
 

@@ -109,9 +109,7 @@ def demo_asset(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def demo_send(request: HttpRequest) -> JsonResponse:
     """POST /demo/send: one test notification to the demo subscriber, as the demo's backend would send it."""
-    from django_tenants.utils import tenant_context
-
-    from notifications.services import NotificationDraft, notification_send
+    from notifications.sending import NotificationDraft, Sender, notification_send_blocking
     from tenants.models import Organization
 
     state = demo_state()
@@ -130,6 +128,6 @@ def demo_send(request: HttpRequest) -> JsonResponse:
         action_url=f"{request.scheme}://{request.get_host()}/demo/#sent",
         category="demo",
     )
-    with tenant_context(organization):
-        result = notification_send(organization_id=organization.pk, draft=draft)
-    return JsonResponse({"id": result.id, "seq": result.seq, "recipients": result.recipients}, status=202)
+    sender = Sender(organization_id=organization.pk, schema_name=organization.schema_name)
+    answer = notification_send_blocking(sender=sender, draft=draft)
+    return JsonResponse(answer.body, status=answer.status)

@@ -109,7 +109,7 @@ def organization_for_member(*, slug: str, user_id: int) -> tuple[Organization, M
 
 # --- requests -------------------------------------------------------------------
 # How an API request proves what it is. Each function raises herald.problems.Problem
-# with the precise type on refusal; the API layer (herald.api) calls them.
+# with the precise type on refusal; the API layer (herald.front, herald.operations) calls them.
 
 PUBLISHABLE_KEY_HEADER = "X-Herald-Publishable-Key"
 SUBSCRIBER_HEADER = "X-Herald-Subscriber"

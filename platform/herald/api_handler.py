@@ -17,8 +17,7 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-# On every /v1/ answer (also those of notifications.ingest, which Django does not see).
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"}
+from herald.front import SECURITY_HEADERS
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 

@@ -1,4 +1,4 @@
-"""The ASGI application: HTTP through Django, WebSocket through Channels."""
+"""The ASGI application: HTTP through the /v1 front and Django, WebSocket through Channels."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ api_application = ApiHandler()  # /v1/: the same views, without the portal's mid
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from notifications.ingest import lean_http  # noqa: E402
+from herald.front import front  # noqa: E402
+from notifications.lean import ROUTES as SEND_ROUTES  # noqa: E402
 from notifications.routing import websocket_application  # noqa: E402
 
 # No AuthMiddlewareStack: sockets are widgets' (publishable key + subscriber
@@ -26,9 +27,9 @@ from notifications.routing import websocket_application  # noqa: E402
 # the shared connection last had (DESIGN.md, Measured).
 application = ProtocolTypeRouter(
     {
-        # /v1/: keys and rate limits at the front, POST /v1/notifications on a lean path with group commit, the
-        # rest through Django without the portal's middleware. Everything else: Django as configured.
-        "http": lean_http(django_application, api_application),
+        # /v1/: the front (keys, rate limits, body limit, problems), the send routes on the event loop with the
+        # send engine, the rest through Django without the portal's middleware. Everything else: Django.
+        "http": front(django_application, api_application, SEND_ROUTES),
         "websocket": websocket_application,
     }
 )

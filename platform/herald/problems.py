@@ -77,6 +77,12 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             "rate-limited", 429, "Rate limit exceeded", "Too many requests for this key; retry after `Retry-After`."
         ),
         ProblemType("internal-error", 500, "Internal error", "Something failed on Herald's side; it was logged."),
+        ProblemType(
+            "service-unavailable",
+            503,
+            "Service unavailable",
+            "Herald could not reach its database; nothing was written. Retry after `Retry-After`.",
+        ),
     )
 }
 

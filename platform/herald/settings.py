@@ -54,14 +54,14 @@ _db = parse_database_url("DATABASE_URL", _database_url)
 DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 10, minimum=0, maximum=500)
 _conn_max_age = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)  # used only without a pool
 _pool_options = {"pool": {"min_size": 1, "max_size": DATABASE_POOL_SIZE, "timeout": 10}} if DATABASE_POOL_SIZE else {}
-# The send path (notifications.ingest) keeps server-side prepared statements on its connections. Behind a
+# The send engine (notifications.sending) keeps server-side prepared statements on its connections. Behind a
 # pooler in transaction mode (PgBouncer < 1.21 and the like) a session's statements are not there on the
 # next transaction: set DATABASE_PREPARED_STATEMENTS=false, and each send plans its SQL anew.
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
-# POST /v1/notifications (and /batch) on the lean path beside Django, with group commit (notifications.ingest),
-# on its own connections per process, all opened up front.
-HERALD_LEAN_INGEST = env_bool("HERALD_LEAN_INGEST", True)
+# The send engine's own connections per process (notifications.sending), all opened up front.
 HERALD_INGEST_POOL_SIZE = env_int("HERALD_INGEST_POOL_SIZE", 4, minimum=1, maximum=100)
+# Per-send steps attached at start (notifications.sending.steps): dotted paths of classes made with no argument.
+HERALD_SEND_STEPS = env_list("HERALD_SEND_STEPS", [])
 # gc.freeze() after start-up in the ASGI process (herald.asgi).
 HERALD_GC_FREEZE = env_bool("HERALD_GC_FREEZE", True)
 DATABASES = {

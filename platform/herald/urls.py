@@ -10,4 +10,4 @@ urlpatterns = [
     path("", include("notifications.widget_urls")),
 ]
 
-handler404 = "herald.api.not_found"
+handler404 = "herald.errors.not_found"

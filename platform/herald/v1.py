@@ -1,11 +1,11 @@
-"""The /v1 API with every app's routers mounted (kept apart from herald.api so apps can import the pipeline)."""
+"""The /v1 API with every app's routers mounted (kept apart from herald.openapi so apps can import its pieces)."""
 
 from __future__ import annotations
 
 from django.http import HttpResponse
 from ninja.operation import PathView
 
-from herald.api import api
+from herald.openapi import api
 from herald.problems import problem_response
 from notifications.api import secret, widget
 

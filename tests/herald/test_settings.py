@@ -45,7 +45,6 @@ def test_good_settings_load() -> None:
         ("STRIPE_WEBHOOK_SECRET", "secret"),
         ("DATABASE_PREPARED_STATEMENTS", "sometimes"),
         ("HERALD_INGEST_POOL_SIZE", "0"),
-        ("HERALD_LEAN_INGEST", "fast"),
         ("HERALD_GC_FREEZE", "2"),
     ],
 )

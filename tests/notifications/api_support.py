@@ -1,4 +1,4 @@
-"""Helpers of the API tests: calls through django.test.Client with a persona's key."""
+"""Helpers of the API tests: calls with a persona's key, through a real server (`live_api`) or django.test.Client."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hmac
 import json
 from typing import Any
 
+import httpx
 from django.test import Client
 
 from notifications.proofs import signing_secrets_live
@@ -47,6 +48,47 @@ class Api:
 
 def server_api(org: Org) -> Api:
     return Api(org.secret_key)
+
+
+class LiveResponse:
+    """An httpx response read like Django's test responses (`response["Header"]`, `"Header" in response`)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.status_code = response.status_code
+        self.content = response.content
+        self.text = response.text
+        self.headers = response.headers
+
+    def json(self) -> Any:
+        return self.response.json()
+
+    def __getitem__(self, name: str) -> str:
+        return self.response.headers[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.response.headers
+
+
+class LiveApi(Api):
+    """A client that speaks for one key to a real Herald server (tests.servers.HeraldServer) over HTTP."""
+
+    def __init__(self, url: str, key: str | None, **headers: str) -> None:
+        super().__init__(key, **headers)
+        self.url = url
+
+    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None, **headers: str) -> Any:
+        content: bytes | None = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        all_headers = {**self.headers, **headers}
+        if content is not None:
+            all_headers.setdefault("Content-Type", "application/json")
+        response = httpx.request(method, self.url + path, content=content, headers=all_headers, timeout=30)
+        return LiveResponse(response)
+
+
+def live_api(org: Org, server: Any) -> LiveApi:
+    """The server API of `org` through `server` (a running HeraldServer)."""
+    return LiveApi(server.url, org.secret_key)
 
 
 def subscriber_hash_for(org: Org, subscriber_id: str) -> str:

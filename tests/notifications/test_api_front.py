@@ -1,4 +1,4 @@
-"""The server's front (notifications.ingest.lean_http): secret keys and their token buckets checked on the event
+"""The /v1 front (herald.front): secret keys and their token buckets checked on the event
 loop before Django, for every server-API route and no other."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from notifications.ingest import SECRET_PATH_PREFIXES
+from herald.front import SECRET_PATH_PREFIXES
 from tenants.keys import key_hash
 from tenants.models import ApiKey
 from tenants.ratelimit import bucket_key, redis_client

@@ -9,14 +9,16 @@ import httpx
 
 from notifications.models import IdempotencyRecord, InboxItem, Message, Subscriber, TopicSubscription
 from tests.conftest import Org
-from tests.notifications.api_support import problem_type, server_api
+from tests.notifications.api_support import live_api, problem_type
 from tests.servers import HeraldServer
 
 BODY = {"to": ["ada", "bob"], "title": "Your order shipped", "data": {"order": 42}}
 
 
-def test_same_key_same_body_replays_the_first_response_and_writes_nothing(acme: Org) -> None:
-    api = server_api(acme)
+def test_same_key_same_body_replays_the_first_response_and_writes_nothing(
+    acme: Org, herald_server: HeraldServer
+) -> None:
+    api = live_api(acme, herald_server)
     first = api.post("/v1/notifications", BODY, **{"Idempotency-Key": "order-42-shipped"})
     assert first.status_code == 202 and "Idempotent-Replayed" not in first
     reordered = {"data": {"order": 42}, "title": "Your order shipped", "to": ["ada", "bob"]}
@@ -27,8 +29,8 @@ def test_same_key_same_body_replays_the_first_response_and_writes_nothing(acme: 
         assert Message.objects.count() == 1 and InboxItem.objects.count() == 2
 
 
-def test_same_key_other_body_is_422(acme: Org) -> None:
-    api = server_api(acme)
+def test_same_key_other_body_is_422(acme: Org, herald_server: HeraldServer) -> None:
+    api = live_api(acme, herald_server)
     api.post("/v1/notifications", BODY, **{"Idempotency-Key": "k1"})
     other = api.post("/v1/notifications", {**BODY, "title": "Something else"}, **{"Idempotency-Key": "k1"})
     assert other.status_code == 422 and problem_type(other) == "idempotency-key-reused"
@@ -36,19 +38,19 @@ def test_same_key_other_body_is_422(acme: Org) -> None:
         assert Message.objects.count() == 1
 
 
-def test_keys_are_per_organisation_and_per_endpoint(acme: Org, globex: Org) -> None:
-    a = server_api(acme).post("/v1/notifications", BODY, **{"Idempotency-Key": "shared"})
-    b = server_api(globex).post("/v1/notifications", BODY, **{"Idempotency-Key": "shared"})
+def test_keys_are_per_organisation_and_per_endpoint(acme: Org, globex: Org, herald_server: HeraldServer) -> None:
+    a = live_api(acme, herald_server).post("/v1/notifications", BODY, **{"Idempotency-Key": "shared"})
+    b = live_api(globex, herald_server).post("/v1/notifications", BODY, **{"Idempotency-Key": "shared"})
     assert a.status_code == b.status_code == 202 and a.json()["id"] != b.json()["id"]
-    server_api(acme).put("/v1/topics/t", {})
-    added = server_api(acme).post(
+    live_api(acme, herald_server).put("/v1/topics/t", {})
+    added = live_api(acme, herald_server).post(
         "/v1/topics/t/subscribers", {"subscriber_ids": ["x"]}, **{"Idempotency-Key": "shared"}
     )
     assert added.status_code == 200 and added.json() == {"added": 1}
 
 
-def test_a_refused_request_does_not_use_up_its_key(acme: Org) -> None:
-    api = server_api(acme)
+def test_a_refused_request_does_not_use_up_its_key(acme: Org, herald_server: HeraldServer) -> None:
+    api = live_api(acme, herald_server)
     body = {"topic": "later", "title": "x"}
     assert api.post("/v1/notifications", body, **{"Idempotency-Key": "k2"}).status_code == 404
     api.put("/v1/topics/later", {})
@@ -57,8 +59,8 @@ def test_a_refused_request_does_not_use_up_its_key(acme: Org) -> None:
         assert IdempotencyRecord.objects.filter(key="k2").count() == 1
 
 
-def test_invalid_idempotency_keys_are_400(acme: Org) -> None:
-    api = server_api(acme)
+def test_invalid_idempotency_keys_are_400(acme: Org, herald_server: HeraldServer) -> None:
+    api = live_api(acme, herald_server)
     for key in ("x" * 256, "caf\u00e9"):
         response = api.post("/v1/notifications", BODY, **{"Idempotency-Key": key})
         assert response.status_code == 400 and problem_type(response) == "invalid-idempotency-key"
@@ -66,8 +68,8 @@ def test_invalid_idempotency_keys_are_400(acme: Org) -> None:
         assert not Message.objects.exists()
 
 
-def test_topic_add_replay_adds_nothing_more(acme: Org) -> None:
-    api = server_api(acme)
+def test_topic_add_replay_adds_nothing_more(acme: Org, herald_server: HeraldServer) -> None:
+    api = live_api(acme, herald_server)
     api.put("/v1/topics/t", {})
     first = api.post("/v1/topics/t/subscribers", {"subscriber_ids": ["a", "b"]}, **{"Idempotency-Key": "add"})
     api.delete("/v1/topics/t/subscribers/a")
@@ -115,12 +117,12 @@ def test_ten_parallel_requests_with_a_conflicting_body_get_422(acme: Org, herald
         assert Message.objects.count() == 1
 
 
-def test_keys_are_kept_24_hours_then_may_be_used_again(acme: Org) -> None:
+def test_keys_are_kept_24_hours_then_may_be_used_again(acme: Org, herald_server: HeraldServer) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
 
-    api = server_api(acme)
+    api = live_api(acme, herald_server)
     first = api.post("/v1/notifications", BODY, **{"Idempotency-Key": "daily"})
     with acme.activate():
         IdempotencyRecord.objects.filter(key="daily").update(created_at=timezone.now() - timedelta(hours=23))

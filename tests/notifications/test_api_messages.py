@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 from notifications.models import IdempotencyRecord, InboxItem, Message
 from tests.conftest import Org
-from tests.notifications.api_support import problem_type, server_api, widget_api
+from tests.notifications.api_support import live_api, problem_type, widget_api
+from tests.servers import HeraldServer
 
 
-def test_batch_answers_one_result_per_item_with_partial_success(acme: Org) -> None:
-    api = server_api(acme)
+def test_batch_answers_one_result_per_item_with_partial_success(acme: Org, herald_server: HeraldServer) -> None:
+    api = live_api(acme, herald_server)
     api.put("/v1/topics/t", {})
     api.post("/v1/topics/t/subscribers", {"subscriber_ids": ["x", "y"]})
     items = [
@@ -32,8 +33,8 @@ def test_batch_answers_one_result_per_item_with_partial_success(acme: Org) -> No
         assert not Message.objects.filter(title="fails").exists()
 
 
-def test_batch_items_are_idempotent_on_their_own_keys(acme: Org) -> None:
-    api = server_api(acme)
+def test_batch_items_are_idempotent_on_their_own_keys(acme: Org, herald_server: HeraldServer) -> None:
+    api = live_api(acme, herald_server)
     first = api.post(
         "/v1/notifications/batch",
         {"notifications": [{"to": ["a"], "title": "t1", "idempotency_key": "i1"}, {"to": ["b"], "title": "t2"}]},
@@ -59,8 +60,8 @@ def test_batch_items_are_idempotent_on_their_own_keys(acme: Org) -> None:
         assert IdempotencyRecord.objects.filter(key__in=["i1", "i3"]).count() == 2
 
 
-def test_batch_limits(acme: Org) -> None:
-    api = server_api(acme)
+def test_batch_limits(acme: Org, herald_server: HeraldServer) -> None:
+    api = live_api(acme, herald_server)
     too_many = api.post("/v1/notifications/batch", {"notifications": [{"to": ["a"], "title": "x"}] * 101})
     assert too_many.status_code == 422
     empty = api.post("/v1/notifications/batch", {"notifications": []})
@@ -72,8 +73,8 @@ def test_batch_limits(acme: Org) -> None:
         assert not Message.objects.exists()
 
 
-def test_message_shows_delivery_counts(acme: Org) -> None:
-    api = server_api(acme)
+def test_message_shows_delivery_counts(acme: Org, herald_server: HeraldServer) -> None:
+    api = live_api(acme, herald_server)
     sent = api.post("/v1/notifications", {"to": ["a", "b", "c"], "title": "x", "category": "billing"}).json()
     widget_api(acme, "a").post(f"/v1/inbox/notifications/{sent['id']}/read")
     widget_api(acme, "b").post(f"/v1/inbox/notifications/{sent['id']}/archive")
@@ -89,8 +90,8 @@ def test_message_shows_delivery_counts(acme: Org) -> None:
         assert response.status_code == 404 and problem_type(response) == "not-found"
 
 
-def test_usage_counts_messages_and_notifications_per_day(acme: Org) -> None:
-    api = server_api(acme)
+def test_usage_counts_messages_and_notifications_per_day(acme: Org, herald_server: HeraldServer) -> None:
+    api = live_api(acme, herald_server)
     api.post("/v1/notifications", {"to": ["a", "b"], "title": "x"})
     api.post("/v1/notifications", {"to": ["a"], "title": "y"})
     with acme.activate():

@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django_tenants.utils import tenant_context
 from playwright.sync_api import BrowserContext
 
-from notifications import services
+from notifications import sending
 from tests.widget.conftest import HostPages, WidgetOrg, eventually, off_loop, watch
 
 pytestmark = pytest.mark.browser
@@ -60,11 +59,11 @@ DOM_REPORT = """() => {
 
 
 def _send_raw(widget_org: WidgetOrg, subscriber_id: str, title: str, action_url: str) -> None:
-    with tenant_context(widget_org.org.organization):
-        services.notification_send(
-            organization_id=widget_org.org.organization.pk,
-            draft=services.NotificationDraft(title=title, to=[subscriber_id], action_url=action_url),
-        )
+    organization = widget_org.org.organization
+    sending.notification_send_blocking(
+        sender=sending.Sender(organization_id=organization.pk, schema_name=organization.schema_name),
+        draft=sending.NotificationDraft(title=title, to=[subscriber_id], action_url=action_url),
+    )
 
 
 def test_xss_corpus_renders_as_inert_text(

@@ -1,6 +1,6 @@
 """`herald purge_idempotency [--hours 48]`: drop idempotency records past their retention, in every organisation.
 
-Keys are honoured for 24 h (notifications.services.IDEMPOTENCY_TTL_HOURS); run this
+Keys are honoured for 24 h (notifications.idempotency.IDEMPOTENCY_TTL_HOURS); run this
 from cron, hourly say, so the table holds about a day of keys and no more.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tenants.utils import tenant_context
 
-from notifications.services import IDEMPOTENCY_TTL_HOURS, idempotency_purge
+from notifications.idempotency import IDEMPOTENCY_TTL_HOURS, idempotency_purge
 from tenants.models import Organization
 
 

@@ -1,0 +1,409 @@
+"""The /v1 front: one ASGI layer before Django for every HTTP request under /v1/.
+
+For each request it:
+
+- answers a key the token bucket refused, until that key's next token, without Redis or Django (the
+  429 encoded once per path; refusal memory in tenants.ratelimit); widget requests have their own
+  refusal path (`_widget_refused_here`), with the CORS headers Django would add;
+- for the server API (SECRET_PATH_PREFIXES): checks the key's shape, resolves it (the key cache with
+  async Redis, the database on a miss) and takes a token from its bucket, on the event loop, so a
+  refused request never waits for Django's one sync thread and never makes another organisation's
+  requests wait there;
+- hands the route ONE typed `FrontContext` (request id, resolved key, rate decision, origin, headers):
+  ASGI routes (e.g. notifications.lean's POST /v1/notifications) get it as an argument, Django's
+  operations read it with `front_context(request)` (herald.operations);
+- for ASGI routes, also enforces the body limit (413), encodes problems as RFC 9457 documents with the
+  rate-limit headers, and adds the security headers (Django's answers get them from herald.api_handler).
+
+A key that does not resolve on a Django-served route goes on to Django, which answers it as always.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import pickle
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from herald.problems import PROBLEM_CONTENT_TYPE, Problem
+from tenants.keys import key_hash
+from tenants.origins import origin_allowed
+from tenants.ratelimit import (
+    RateDecision,
+    Refusal,
+    publishable_identity,
+    rate_limit_take_async,
+    refusal_active,
+    refusal_pending,
+    refusal_remember,
+)
+from tenants.resolve import (
+    PUBLISHABLE_KEY_HEADER,
+    SUBSCRIBER_HASH_HEADER,
+    SUBSCRIBER_HEADER,
+    SUBSCRIBER_TOKEN_HEADER,
+    ResolvedKey,
+    api_key_resolve,
+    secret_key_shape_check,
+)
+
+logger = logging.getLogger(__name__)
+
+ASGIApp = Callable[..., Awaitable[None]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+MAX_BODY_BYTES = 256 * 1024
+# On every /v1/ answer (Django's through herald.api_handler, the front's and its routes' here).
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"}
+CORS_ALLOW_HEADERS = ", ".join(
+    [
+        "Authorization",
+        "Content-Type",
+        "Idempotency-Key",
+        PUBLISHABLE_KEY_HEADER,
+        SUBSCRIBER_HEADER,
+        SUBSCRIBER_HASH_HEADER,
+        SUBSCRIBER_TOKEN_HEADER,
+    ]
+)
+CORS_EXPOSE_HEADERS = "RateLimit, RateLimit-Policy, Retry-After, Idempotent-Replayed"
+CORS_MAX_AGE = "600"
+
+# The server API's routes (every secret-key operation of notifications.api; a test keeps them in step).
+SECRET_PATH_PREFIXES = ("/v1/subscribers", "/v1/topics", "/v1/notifications", "/v1/messages/", "/v1/usage")
+WIDGET_PATH_PREFIX = "/v1/inbox"  # the widget API: refused publishable keys answered here too
+FRONT_SCOPE_KEY = "herald.front"  # where the FrontContext travels in the ASGI scope, for Django
+
+# A key the token bucket refused that comes back before its Retry-After: its 429 also waits until that token,
+# at most _REFUSED_DELAY seconds, so a client retrying in a loop slows itself down rather than the server
+# (with 64 connections looping on a Free-plan key, ~3,000 answers/s instead of ~12,000: infra/bench/ingest.py).
+_REFUSED_DELAY = 0.1
+
+
+@dataclass(frozen=True)
+class FrontContext:
+    """What the front found out about one /v1 request, for the route that answers it."""
+
+    request_id: str
+    method: str
+    path: str
+    headers: Mapping[str, str]  # lower-case names
+    key: ResolvedKey | None = None  # the secret key, resolved and its token taken (server API only)
+    rate: RateDecision | None = None  # that token's decision: its headers go on every answer
+    touch: bool = False  # the key's last_used_at is due: whoever writes next writes it
+    origin: str | None = None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class FrontAnswer:
+    """A JSON answer of an ASGI route (the front adds the rate-limit and security headers)."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Route = Callable[[FrontContext, bytes], Awaitable[FrontAnswer]]
+
+
+# --- encoding ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """A whole HTTP answer as its two ASGI messages (the server does not change them, so one can be re-sent)."""
+
+    start: dict[str, Any]
+    body: dict[str, Any]
+
+    async def send(self, send: Send) -> None:
+        await send(self.start)
+        await send(self.body)
+
+
+def _encoded(
+    status: int, body: Any, *, content_type: str = "application/json", extra: Mapping[str, str] | None = None
+) -> _Encoded:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())]
+    headers += [
+        (name.lower().encode(), value.encode()) for name, value in {**SECURITY_HEADERS, **(extra or {})}.items()
+    ]
+    return _Encoded(
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": payload},
+    )
+
+
+def _problem_encoded(problem: Problem, decision: RateDecision | None, path: str) -> _Encoded:
+    headers = {**(decision.headers() if decision else {}), **problem.headers}
+    return _encoded(problem.status, problem.document(path), content_type=PROBLEM_CONTENT_TYPE, extra=headers)
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes | None:
+    """The whole body, or None when it is over the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionResetError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _discard_body(receive: Any) -> None:
+    """Read an unanswered request's body out of the way."""
+    while (await receive()).get("more_body"):
+        pass
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _RedisHolder:
+    client: Any = None
+
+    def get(self) -> Any:
+        if self.client is None:
+            import redis.asyncio as aioredis
+            from django.conf import settings
+
+            self.client = aioredis.Redis.from_url(str(settings.REDIS_URL), socket_timeout=1.0)
+        return self.client
+
+
+_redis = _RedisHolder()
+
+
+async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
+    """tenants.resolve.request_secret_key for the event loop: the key cache read with async Redis."""
+    if not authorization:
+        raise Problem("authentication-required")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Problem("authentication-required", "Authorization must be `Bearer <key>`")
+    secret_key_shape_check(token)
+    hashed = key_hash(token)
+    resolved: ResolvedKey | None = None
+    try:
+        # The entry api_key_resolve caches (django_tenants.cache.make_key in the public schema, version 1).
+        raw = await _redis.get().get(f"public::1:apikey:{hashed}")
+        if raw is not None:
+            cached = pickle.loads(raw)  # noqa: S301 - written by our own cache, in our own Redis
+            if isinstance(cached, ResolvedKey):
+                resolved = cached
+    except Exception:  # noqa: BLE001 - fall back to the sync path, which reads the database
+        logger.warning("key cache unavailable", exc_info=True)
+    if resolved is None:
+        resolved = await sync_to_async(_resolve_and_release, thread_sensitive=False)(token)
+        if resolved is None:
+            raise Problem("invalid-api-key")
+    if not hmac.compare_digest(resolved.key_hash, hashed) or resolved.kind != "secret":
+        raise Problem("invalid-api-key")
+    if resolved.expires_at is not None and resolved.expires_at <= timezone.now():
+        raise Problem("invalid-api-key")
+    return resolved
+
+
+def _resolve_and_release(token: str) -> ResolvedKey | None:
+    """api_key_resolve in a worker thread, its connection handed back to the pool afterwards."""
+    from django.db import connection
+
+    try:
+        return api_key_resolve(token)
+    finally:
+        connection.close()
+
+
+async def _key_and_token(authorization: str | None) -> tuple[ResolvedKey, RateDecision, bool]:
+    """The secret key and a token from its bucket (and whether to touch last_used_at); a Problem when either is
+    refused (a refused key remembered until its next token)."""
+    key = await secret_key_resolve(authorization)
+    decision, touch = await rate_limit_take_async(api_key_id=key.api_key_id, plan=key.plan)
+    if not decision.allowed:
+        refusal_remember(authorization, decision)
+        raise Problem("rate-limited", headers=decision.headers())
+    return key, decision, touch
+
+
+# --- refusals remembered ------------------------------------------------------------------------
+
+
+async def _refuse(receive: Any, send: Send, refusal: Refusal, answer: _Encoded) -> None:
+    await _discard_body(receive)
+    await asyncio.sleep(min(max(0.0, refusal.until - time.monotonic()), _REFUSED_DELAY))
+    await answer.send(send)
+
+
+async def _refused_here(scope: dict[str, Any], receive: Any, send: Send, identity: str) -> bool:
+    """Answer a server-API request whose key the bucket refused and has no token yet: True when answered."""
+    refusal = refusal_active(identity)
+    if refusal is None:
+        return False
+    path = str(scope["path"])
+    answer = refusal.answers.get(path)
+    if answer is None:
+        decision = refusal.decision
+        answer = refusal.answers[path] = _problem_encoded(
+            Problem("rate-limited", headers=decision.headers()), decision, path
+        )
+    await _refuse(receive, send, refusal, answer)
+    return True
+
+
+def _widget_key(scope: dict[str, Any], headers: dict[str, str]) -> str | None:
+    """The publishable key a widget request names, as tenants.resolve.request_publishable_key reads it."""
+    candidates = [
+        headers.get(PUBLISHABLE_KEY_HEADER.lower()),
+        *parse_qs(scope["query_string"].decode("latin-1")).get("pk", []),
+    ]
+    scheme, _, token = (headers.get("authorization") or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip().startswith(("pk_", "sk_")):
+        candidates.append(token.strip())
+    keys = {c.strip() for c in candidates if c and c.strip()}
+    return keys.pop() if len(keys) == 1 else None
+
+
+async def _widget_refused_here(scope: dict[str, Any], receive: Any, send: Send) -> bool:
+    """Answer a widget request whose publishable key the bucket refused and has no token yet, with the CORS
+    headers Django would add; True when answered. From an origin the key does not allow: Django answers."""
+    headers = _headers(scope)
+    key = _widget_key(scope, headers)
+    refusal = refusal_active(publishable_identity(key_hash(key))) if key else None
+    if refusal is None:
+        return False
+    origin = headers.get("origin")
+    if origin and not origin_allowed(origin, list(refusal.origins)):
+        return False
+    path = str(scope["path"])
+    answer = refusal.answers.get(f"{path} {origin}")
+    if answer is None:
+        decision = refusal.decision
+        cors = {"Vary": "Origin"}
+        if origin:
+            cors.update({"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS})
+        problem = Problem("rate-limited", headers={**decision.headers(), **cors})
+        answer = refusal.answers[f"{path} {origin}"] = _problem_encoded(problem, decision, path)
+    await _refuse(receive, send, refusal, answer)
+    return True
+
+
+# --- the layer -------------------------------------------------------------------------------------
+
+
+def _context(scope: dict[str, Any], headers: dict[str, str], **found: Any) -> FrontContext:
+    return FrontContext(
+        request_id=headers.get("x-request-id") or uuid.uuid4().hex,
+        method=str(scope["method"]),
+        path=str(scope["path"]),
+        headers=headers,
+        origin=headers.get("origin"),
+        **found,
+    )
+
+
+async def _serve_route(route: Route, scope: dict[str, Any], receive: Any, send: Send, headers: dict[str, str]) -> None:
+    """An ASGI route: body limit, key and token, the route, its answer or problem encoded."""
+    path = str(scope["path"])
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        await _problem_encoded(Problem("payload-too-large"), None, path).send(send)
+        return
+    body = await _read_body(receive)
+    if body is None:
+        await _problem_encoded(Problem("payload-too-large"), None, path).send(send)
+        return
+    decision: RateDecision | None = None
+    try:
+        key, decision, touch = await _key_and_token(headers.get("authorization"))
+        answer = await route(_context(scope, headers, key=key, rate=decision, touch=touch), body)
+    except Problem as problem:
+        await _problem_encoded(problem, decision, path).send(send)
+        return
+    except Exception:
+        logger.exception("unhandled error in %s %s", scope["method"], path)
+        await _problem_encoded(Problem("internal-error"), decision, path).send(send)
+        return
+    extra = {**(decision.headers() if decision else {}), **answer.headers}
+    await _encoded(answer.status, answer.body, extra=extra).send(send)
+
+
+async def _django_context(scope: dict[str, Any], receive: Any, send: Send, headers: dict[str, str]) -> bool:
+    """Resolve the key and take its token for a Django-served server-API request, into the scope's context;
+    True when refused (and answered) here. A key that does not resolve goes on to Django, which answers it."""
+    try:
+        key, decision, touch = await _key_and_token(headers.get("authorization"))
+    except Problem as problem:
+        if problem.problem_type.slug != "rate-limited":
+            return False
+        await _discard_body(receive)
+        await _problem_encoded(problem, None, str(scope["path"])).send(send)
+        return True
+    except Exception:  # noqa: BLE001 - Django resolves it again and answers whatever went wrong
+        logger.warning("key resolution at the front failed", exc_info=True)
+        return False
+    scope[FRONT_SCOPE_KEY] = _context(scope, headers, key=key, rate=decision, touch=touch)
+    return False
+
+
+def front(
+    django: ASGIApp, api: ASGIApp | None = None, routes: Mapping[tuple[str, str], Route] | None = None
+) -> ASGIApp:
+    """The HTTP application: /v1/ through the front to `routes` ((method, path) -> ASGI route) or `api`
+    (Django for /v1/, herald.api_handler); everything else straight to `django`."""
+    api = api or django
+    routes = dict(routes or {})
+
+    async def application(scope: dict[str, Any], receive: Any, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await django(scope, receive, send)
+            return
+        scope = dict(scope)  # ours to add to: Django reads the FrontContext from it
+        headers = _headers(scope)
+        try:
+            if scope["method"] == "OPTIONS":
+                pass
+            elif scope["path"].startswith(WIDGET_PATH_PREFIX):
+                if refusal_pending() and await _widget_refused_here(scope, receive, send):
+                    return
+            elif scope["path"].startswith(SECRET_PATH_PREFIXES):
+                authorization = headers.get("authorization")
+                if authorization and refusal_pending() and await _refused_here(scope, receive, send, authorization):
+                    return
+                route = routes.get((scope["method"], scope["path"]))
+                if route is not None:
+                    await _serve_route(route, scope, receive, send, headers)
+                    return
+                if await _django_context(scope, receive, send, headers):
+                    return
+            scope.setdefault(FRONT_SCOPE_KEY, _context(scope, headers))
+        except ConnectionResetError:
+            return
+        await api(scope, receive, send)
+
+    return application
