@@ -82,7 +82,8 @@ class LiveApi(Api):
         all_headers = {**self.headers, **headers}
         if content is not None:
             all_headers.setdefault("Content-Type", "application/json")
-        response = httpx.request(method, self.url + path, content=content, headers=all_headers, timeout=30)
+        encoded = [(name.encode(), value.encode()) for name, value in all_headers.items()]  # UTF-8, as sent raw
+        response = httpx.request(method, self.url + path, content=content, headers=encoded, timeout=30)
         return LiveResponse(response)
 
 
