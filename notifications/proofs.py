@@ -40,11 +40,11 @@ class SubscriberProof:
 
 
 def subscriber_id_valid(subscriber_id: object) -> bool:
-    """A subscriber id as the API takes them: 1-255 characters, no control characters, no `/`."""
+    """A subscriber id as the API takes them: 1-255 characters, no control characters, no `/`, no lone surrogates."""
     return (
         isinstance(subscriber_id, str)
         and 0 < len(subscriber_id) <= SUBSCRIBER_ID_MAX_LENGTH
-        and all(ch >= " " and ch not in "\x7f/" for ch in subscriber_id)
+        and all(ch >= " " and ch not in "\x7f/" and not "\ud800" <= ch <= "\udfff" for ch in subscriber_id)
     )
 
 
@@ -88,14 +88,14 @@ def subscriber_proof_verify(
     if secrets is None:
         secrets = signing_secrets_live(organization_id)
     if subscriber_hash is not None:
-        if not isinstance(subscriber_hash, str) or len(subscriber_hash) != 64:
+        if not isinstance(subscriber_hash, str) or len(subscriber_hash) != 64 or not subscriber_hash.isascii():
             return None
         given = subscriber_hash.lower()
         for secret in secrets:
             if hmac.compare_digest(_hash_for(secret, subscriber_id), given):
                 return SubscriberProof(subscriber_id=subscriber_id, expires_at=None)
         return None
-    if not isinstance(token, str) or len(token) > 4096:
+    if not isinstance(token, str) or len(token) > 4096 or not token.isascii():
         return None
     for secret in secrets:
         try:
