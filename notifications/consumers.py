@@ -71,6 +71,44 @@ def _forget_handshake(send: Any) -> None:
         protocol.response = None
 
 
+# Frames nest no deeper than this: a protocol frame is two levels deep, and json.loads recurses once per level
+# (1,000 levels hit the interpreter's recursion limit).
+FRAME_MAX_DEPTH = 32
+
+
+def frame_parse(text: str) -> Any:
+    """The JSON value of a client frame, or None when it is not JSON or nests too deep."""
+    if text.count("[") + text.count("{") > FRAME_MAX_DEPTH and _nests_deeper(text, FRAME_MAX_DEPTH):
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _nests_deeper(text: str, limit: int) -> bool:
+    """Whether the JSON text opens more than `limit` brackets at once (brackets inside strings not counted)."""
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
 def _error(code: str, message: str) -> dict[str, Any]:
     return text_message({"type": "error", "code": code, "message": message})
 
@@ -196,13 +234,10 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             self.close_socket(CLOSE_UNSUPPORTED)
             return
         limit = int(settings.HERALD_WS_MAX_FRAME)
-        if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+        if len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit):
             self.close_socket(CLOSE_TOO_BIG)
             return
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            frame = None
+        frame = frame_parse(text)
         kind = frame.get("type") if isinstance(frame, dict) else None
         if not isinstance(kind, str):
             self._refuse("bad_frame", "frames are JSON objects with a string `type`")
@@ -231,7 +266,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
     async def _inbox_action(self, kind: str, frame: dict[str, Any]) -> None:
         assert self.subscriber_pk is not None
         message_id = frame.get("id")
-        if not isinstance(message_id, str) or len(message_id) > 64:
+        if not isinstance(message_id, str) or len(message_id) > 64 or not message_id.isascii():
             self.push(_error("bad_request", "`id` must be a notification id"))
             return
         found = await db_call(

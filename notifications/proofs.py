@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,6 +25,10 @@ from tenants.models import SigningSecret
 
 SUBSCRIBER_ID_MAX_LENGTH = 255
 JWT_ALGORITHM = "HS256"
+# The longest a subscriber token may live, whoever signed it: the tokens endpoint issues at most this.
+TOKEN_MAX_LIFETIME_SECONDS = 24 * 3600
+# Clock skew allowed between the customer's backend and Herald when checking that lifetime.
+TOKEN_CLOCK_SKEW_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,11 @@ class SubscriberProof:
 
 
 def subscriber_id_valid(subscriber_id: object) -> bool:
-    """A subscriber id as the API takes them: 1-255 characters, no control characters, no `/`."""
+    """A subscriber id as the API takes them: 1-255 characters, no control characters, no `/`, no lone surrogates."""
     return (
         isinstance(subscriber_id, str)
         and 0 < len(subscriber_id) <= SUBSCRIBER_ID_MAX_LENGTH
-        and all(ch >= " " and ch not in "\x7f/" for ch in subscriber_id)
+        and all(ch >= " " and ch not in "\x7f/" and not "\ud800" <= ch <= "\udfff" for ch in subscriber_id)
     )
 
 
@@ -82,14 +88,14 @@ def subscriber_proof_verify(
     if secrets is None:
         secrets = signing_secrets_live(organization_id)
     if subscriber_hash is not None:
-        if not isinstance(subscriber_hash, str) or len(subscriber_hash) != 64:
+        if not isinstance(subscriber_hash, str) or len(subscriber_hash) != 64 or not subscriber_hash.isascii():
             return None
         given = subscriber_hash.lower()
         for secret in secrets:
             if hmac.compare_digest(_hash_for(secret, subscriber_id), given):
                 return SubscriberProof(subscriber_id=subscriber_id, expires_at=None)
         return None
-    if not isinstance(token, str) or len(token) > 4096:
+    if not isinstance(token, str) or len(token) > 4096 or not token.isascii():
         return None
     for secret in secrets:
         try:
@@ -100,8 +106,35 @@ def subscriber_proof_verify(
             return None  # expired, malformed, missing claims: no other secret changes that
         if claims.get("sub") != subscriber_id:
             return None
-        return SubscriberProof(subscriber_id=subscriber_id, expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC))
+        expires_at = _token_expiry(claims)
+        if expires_at is None:
+            return None
+        return SubscriberProof(subscriber_id=subscriber_id, expires_at=expires_at)
     return None
+
+
+def _token_expiry(claims: dict[str, object]) -> datetime | None:
+    """A token's `exp` as a datetime, or None when it is not an integer or lets the token live over 24 h.
+
+    PyJWT accepts `"exp": "1796112845"` (a string it can int()) and years past 9999; neither is a proof.
+    The lifetime counts from `iat` when the token has one, else from now.
+    """
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not _numeric_date(exp) or (iat is not None and not _numeric_date(iat)):
+        return None
+    assert isinstance(exp, int | float)
+    assert iat is None or isinstance(iat, int | float)
+    now = time.time()
+    start = iat if iat is not None else now
+    skew = TOKEN_CLOCK_SKEW_SECONDS
+    if exp - start > TOKEN_MAX_LIFETIME_SECONDS + skew or exp - now > TOKEN_MAX_LIFETIME_SECONDS + skew:
+        return None
+    return datetime.fromtimestamp(exp, tz=UTC)
+
+
+def _numeric_date(value: object) -> bool:
+    """A JWT NumericDate: a finite JSON number (a bool is not one)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _hash_for(secret: str, subscriber_id: str) -> str:

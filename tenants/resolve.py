@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import unquote_to_bytes
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -182,7 +183,7 @@ def request_subscriber_proof(request: HttpRequest, resolved: ResolvedKey, bearer
 
     token = request.headers.get(SUBSCRIBER_TOKEN_HEADER) or bearer_token
     given_hash = request.headers.get(SUBSCRIBER_HASH_HEADER)
-    subscriber_id = request.headers.get(SUBSCRIBER_HEADER)
+    subscriber_id = subscriber_header_decode(request.headers.get(SUBSCRIBER_HEADER))
     if token and not subscriber_id:
         subscriber_id = _unverified_subject(token)
     if not subscriber_id or (token is None and given_hash is None):
@@ -196,6 +197,27 @@ def request_subscriber_proof(request: HttpRequest, resolved: ResolvedKey, bearer
     if proof is None:
         raise Problem("invalid-subscriber-proof")
     return proof.subscriber_id
+
+
+EXT_VALUE_PREFIX = "UTF-8''"
+
+
+def subscriber_header_decode(value: str | None) -> str | None:
+    """The subscriber id an `X-Herald-Subscriber` header names: its bytes read as UTF-8, never as Latin-1.
+
+    Two forms: the id's UTF-8 bytes as they are, or RFC 8187's `UTF-8''<percent-encoded UTF-8>` (what a
+    browser's fetch, which refuses header values beyond Latin-1, can send). A value that is not valid UTF-8
+    names nobody (None): the HMAC is always over the id's UTF-8, so no other reading of the bytes may pass.
+    """
+    if not value:
+        return None
+    try:
+        raw = value.encode("latin-1")  # the header's bytes, as the server decoded them
+        if value.startswith(EXT_VALUE_PREFIX):
+            return unquote_to_bytes(value.removeprefix(EXT_VALUE_PREFIX)).decode("utf-8") or None
+        return raw.decode("utf-8")
+    except UnicodeError:
+        return None
 
 
 def _unverified_subject(token: str) -> str | None:
