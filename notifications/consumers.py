@@ -19,7 +19,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from notifications import delivery
+from notifications import delivery, receipts
 from notifications.groups import organization_group, subscriber_group, topic_group
 from notifications.hub import HubMember, hub, text_message
 from notifications.proofs import subscriber_id_valid, subscriber_proof_verify
@@ -320,6 +320,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         for item in replay.items:
             last_seq = item["seq"]
             self.push(text_message({"type": "notification", "notification": item, "cursor": item["seq"]}))
+        receipts.replayed(self.organization_id, self.subscriber_pk, replay.items)  # type: ignore[arg-type]
         self.push(
             text_message(
                 {
