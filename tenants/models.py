@@ -42,6 +42,7 @@ class Membership(models.Model):
         OWNER = "owner", "Owner"
         ADMIN = "admin", "Admin"
         DEVELOPER = "developer", "Developer"
+        VIEWER = "viewer", "Viewer"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
@@ -74,6 +75,9 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     rolled_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["id"]
@@ -117,3 +121,64 @@ class SpareSchema(models.Model):
 
     def __str__(self) -> str:
         return self.schema_name
+
+
+class Invitation(models.Model):
+    """An invitation to join an organisation, sent by e-mail as a signed link; it works once."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.Role.choices)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email} to {self.organization_id}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to an organisation, when, and from which IP; written in the same transaction as the change."""
+
+    class Action(models.TextChoices):
+        KEY_CREATED = "key.created", "Key created"
+        KEY_ROLLED = "key.rolled", "Key rolled"
+        KEY_REVOKED = "key.revoked", "Key revoked"
+        KEY_ORIGINS_CHANGED = "key.origins_changed", "Key origins changed"
+        SIGNING_SECRET_ROTATED = "signing_secret.rotated", "Signing secret rotated"
+        SIGNING_SECRET_REVEALED = "signing_secret.revealed", "Signing secret revealed"
+        MEMBER_INVITED = "member.invited", "Member invited"
+        MEMBER_JOINED = "member.joined", "Member joined"
+        MEMBER_ROLE_CHANGED = "member.role_changed", "Member role changed"
+        MEMBER_REMOVED = "member.removed", "Member removed"
+        PLAN_CHANGED = "plan.changed", "Plan changed"
+        ORGANIZATION_CREATED = "organization.created", "Organisation created"
+        ORGANIZATION_SETTINGS_CHANGED = "organization.settings_changed", "Organisation settings changed"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="audit_entries")
+    action = models.CharField(max_length=48, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as written: the actor's account may be deleted, the record stays readable.
+    actor_label = models.CharField(max_length=254, blank=True, default="")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    target = models.CharField(max_length=200, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["organization", "-id"], name="audit_org_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_label or 'system'} on {self.organization_id}"

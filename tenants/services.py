@@ -13,12 +13,17 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tenants.audit import audit_record
 from tenants.keys import KeyKind, key_generate, key_hash, key_prefix
-from tenants.models import ApiKey, Membership, Organization, SigningSecret
+from tenants.models import ApiKey, AuditEntry, Invitation, Membership, Organization, SigningSecret
 from tenants.provisioning import schema_create
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+
+    Actor = AbstractBaseUser | AnonymousUser | None
+
+Audit = AuditEntry.Action
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 RESERVED_SLUGS = frozenset(
@@ -83,7 +88,7 @@ def schema_name_for(slug: str) -> str:
     return name
 
 
-def organization_create(*, name: str, slug: str, owner: User | None = None) -> Organization:
+def organization_create(*, name: str, slug: str, owner: User | None = None, ip: str | None = None) -> Organization:
     """Create an organisation with its schema, its owner and a signing secret.
 
     Idempotent: calling again with the same slug and owner returns the same
@@ -102,6 +107,7 @@ def organization_create(*, name: str, slug: str, owner: User | None = None) -> O
             if owner is not None:
                 Membership.objects.create(organization=organization, user=owner, role=Membership.Role.OWNER)
             SigningSecret.objects.create(organization=organization, secret=_signing_secret())
+            audit_record(organization=organization, action=Audit.ORGANIZATION_CREATED, actor=owner, ip=ip, target=slug)
     except IntegrityError:
         # A concurrent call created it first.
         existing = Organization.objects.filter(slug=slug).first()
@@ -130,12 +136,15 @@ class IssuedKey:
     key: str
 
 
+@transaction.atomic
 def api_key_create(
     *,
     organization: Organization,
     kind: KeyKind,
     name: str = "",
     allowed_origins: list[str] | None = None,
+    actor: Actor = None,
+    ip: str | None = None,
 ) -> IssuedKey:
     """Issue a new key; the full key is returned once and never stored."""
     from tenants.origins import origin_normalize
@@ -151,15 +160,28 @@ def api_key_create(
         prefix=key_prefix(key),
         key_hash=key_hash(key),
         allowed_origins=origins,
+        created_by_id=actor.pk if actor is not None and actor.is_authenticated else None,
+    )
+    audit_record(
+        organization=organization,
+        action=Audit.KEY_CREATED,
+        actor=actor,
+        ip=ip,
+        target=api_key.prefix,
+        data={"kind": kind, "name": name},
     )
     return IssuedKey(api_key=api_key, key=key)
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: Actor = None, ip: str | None = None) -> ApiKey:
     """Revoke a key at once (idempotent)."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit_record(
+            organization=api_key.organization, action=Audit.KEY_REVOKED, actor=actor, ip=ip, target=api_key.prefix
+        )
     from tenants.resolve import api_key_cache_forget
 
     api_key_cache_forget(api_key.key_hash)
@@ -172,7 +194,7 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 
 
 @transaction.atomic
-def api_key_roll(*, api_key: ApiKey, grace: timedelta) -> IssuedKey:
+def api_key_roll(*, api_key: ApiKey, grace: timedelta, actor: Actor = None, ip: str | None = None) -> IssuedKey:
     """Issue a replacement key; the old one keeps working for `grace`, then expires."""
     if api_key.revoked_at is not None:
         raise ValidationError("a revoked key cannot be rolled", code="key_revoked")
@@ -183,6 +205,16 @@ def api_key_roll(*, api_key: ApiKey, grace: timedelta) -> IssuedKey:
         kind=api_key.kind,  # type: ignore[arg-type]
         name=api_key.name,
         allowed_origins=list(api_key.allowed_origins),
+        actor=actor,
+        ip=ip,
+    )
+    audit_record(
+        organization=api_key.organization,
+        action=Audit.KEY_ROLLED,
+        actor=actor,
+        ip=ip,
+        target=api_key.prefix,
+        data={"grace_seconds": int(grace.total_seconds()), "new_prefix": issued.api_key.prefix},
     )
     expires = timezone.now() + grace
     if api_key.expires_at is None or expires < api_key.expires_at:
@@ -203,10 +235,261 @@ def api_key_roll(*, api_key: ApiKey, grace: timedelta) -> IssuedKey:
 
 
 @transaction.atomic
-def signing_secret_rotate(*, organization: Organization, overlap: timedelta = timedelta(hours=24)) -> SigningSecret:
+def signing_secret_rotate(
+    *,
+    organization: Organization,
+    overlap: timedelta = timedelta(hours=24),
+    actor: Actor = None,
+    ip: str | None = None,
+) -> SigningSecret:
     """Issue a new subscriber signing secret; current ones stay valid for `overlap`."""
+    if overlap < timedelta(0) or overlap > timedelta(days=30):
+        raise ValidationError("the overlap must be between 0 seconds and 30 days", code="invalid_grace")
+    audit_record(
+        organization=organization,
+        action=Audit.SIGNING_SECRET_ROTATED,
+        actor=actor,
+        ip=ip,
+        data={"overlap_seconds": int(overlap.total_seconds())},
+    )
     now = timezone.now()
     SigningSecret.objects.filter(organization=organization).filter(expires_at__isnull=True).update(
         expires_at=now + overlap
     )
     return SigningSecret.objects.create(organization=organization, secret=_signing_secret())
+
+
+# --- keys: allowed origins ---------------------------------------------------------
+
+
+@transaction.atomic
+def api_key_origins_set(
+    *, api_key: ApiKey, allowed_origins: list[str], actor: Actor = None, ip: str | None = None
+) -> ApiKey:
+    """Replace a publishable key's allowed origins (each normalised; an empty list allows no browser origin)."""
+    from tenants.origins import origin_normalize
+    from tenants.resolve import api_key_cache_forget
+
+    if api_key.kind != ApiKey.Kind.PUBLISHABLE:
+        raise ValidationError("only publishable keys take allowed origins", code="origins_on_secret_key")
+    if api_key.revoked_at is not None:
+        raise ValidationError("a revoked key cannot be changed", code="key_revoked")
+    origins = list(dict.fromkeys(origin_normalize(origin) for origin in allowed_origins))
+    before = list(api_key.allowed_origins)
+    api_key.allowed_origins = origins
+    api_key.save(update_fields=["allowed_origins"])
+    audit_record(
+        organization=api_key.organization,
+        action=Audit.KEY_ORIGINS_CHANGED,
+        actor=actor,
+        ip=ip,
+        target=api_key.prefix,
+        data={"before": before, "after": origins},
+    )
+    transaction.on_commit(lambda: api_key_cache_forget(api_key.key_hash))
+    return api_key
+
+
+def signing_secret_reveal(*, organization: Organization, actor: Actor = None, ip: str | None = None) -> SigningSecret:
+    """The organisation's current signing secret, its reading recorded in the audit log."""
+    with transaction.atomic():
+        secret = SigningSecret.objects.filter(organization=organization, expires_at__isnull=True).first()
+        if secret is None:
+            secret = SigningSecret.objects.create(organization=organization, secret=_signing_secret())
+        audit_record(organization=organization, action=Audit.SIGNING_SECRET_REVEALED, actor=actor, ip=ip)
+    return secret
+
+
+# --- organisations -------------------------------------------------------------------
+
+
+@transaction.atomic
+def organization_rename(
+    *, organization: Organization, name: str, actor: Actor = None, ip: str | None = None
+) -> Organization:
+    """Change the organisation's display name (its slug and schema never change)."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ValidationError("the name must be 1-200 characters", code="invalid_name")
+    before = organization.name
+    if name != before:
+        organization.name = name
+        organization.save(update_fields=["name"])
+        audit_record(
+            organization=organization,
+            action=Audit.ORGANIZATION_SETTINGS_CHANGED,
+            actor=actor,
+            ip=ip,
+            data={"name": {"before": before, "after": name}},
+        )
+    return organization
+
+
+@transaction.atomic
+def organization_plan_change(
+    *, organization: Organization, plan: str, actor: Actor = None, ip: str | None = None
+) -> Organization:
+    """Move the organisation to another plan (billing calls this once Stripe says so)."""
+    before = organization.plan
+    if plan != before:
+        organization.plan = plan
+        organization.save(update_fields=["plan"])
+        audit_record(
+            organization=organization,
+            action=Audit.PLAN_CHANGED,
+            actor=actor,
+            ip=ip,
+            data={"before": before, "after": plan},
+        )
+    return organization
+
+
+@transaction.atomic
+def organization_delete(*, organization: Organization) -> None:
+    """Delete the organisation: its keys stop at once, its rows go, its schema is dropped after commit."""
+    from django.db import connection
+
+    from tenants.resolve import api_key_cache_forget
+
+    hashes = list(ApiKey.objects.filter(organization=organization).values_list("key_hash", flat=True))
+    schema = organization.schema_name
+    Organization.objects.filter(pk=organization.pk).delete()
+
+    def drop() -> None:
+        for hashed in hashes:
+            api_key_cache_forget(hashed)
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    transaction.on_commit(drop)
+
+
+# --- members and invitations ------------------------------------------------------------
+
+
+class LastOwnerError(ValidationError):
+    pass
+
+
+def _owners_left_without(membership: Membership) -> int:
+    return (
+        Membership.objects.select_for_update()
+        .filter(organization_id=membership.organization_id, role=Membership.Role.OWNER)
+        .exclude(pk=membership.pk)
+        .count()
+    )
+
+
+@transaction.atomic
+def membership_invite(
+    *, organization: Organization, email: str, role: str, actor: Actor = None, ip: str | None = None
+) -> Invitation:
+    """Record an invitation of `email` as `role` (the caller sends the signed link after commit)."""
+    from django.core.validators import validate_email
+
+    email = email.strip().lower()
+    validate_email(email)
+    if role not in Membership.Role.values:
+        raise ValidationError(f"unknown role {role!r}", code="invalid_role")
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise ValidationError(f"{email} is already a member", code="already_member")
+    invitation = Invitation.objects.create(
+        organization=organization,
+        email=email,
+        role=role,
+        invited_by_id=actor.pk if actor is not None and actor.is_authenticated else None,
+    )
+    audit_record(
+        organization=organization, action=Audit.MEMBER_INVITED, actor=actor, ip=ip, target=email, data={"role": role}
+    )
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, invitation_id: int, user: User, ip: str | None = None) -> Membership:
+    """Turn an invitation into a membership; it works once, for the invited address only."""
+    invitation = Invitation.objects.select_for_update().select_related("organization").filter(pk=invitation_id).first()
+    if invitation is None or invitation.revoked_at is not None:
+        raise ValidationError("this invitation was withdrawn", code="invitation_revoked")
+    if invitation.accepted_at is not None:
+        raise ValidationError("this invitation has been used already", code="invitation_used")
+    if (user.email or "").strip().lower() != invitation.email:
+        raise ValidationError(f"this invitation was sent to {invitation.email}", code="invitation_other_email")
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    membership, created = Membership.objects.get_or_create(
+        organization=invitation.organization, user=user, defaults={"role": invitation.role}
+    )
+    if created:
+        audit_record(
+            organization=invitation.organization,
+            action=Audit.MEMBER_JOINED,
+            actor=user,
+            ip=ip,
+            target=invitation.email,
+            data={"role": invitation.role},
+        )
+    return membership
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, actor: Actor = None, ip: str | None = None) -> Invitation:
+    """Withdraw an invitation that has not been accepted (idempotent)."""
+    if invitation.accepted_at is None and invitation.revoked_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+        audit_record(
+            organization=invitation.organization,
+            action=Audit.MEMBER_REMOVED,
+            actor=actor,
+            ip=ip,
+            target=invitation.email,
+            data={"invitation": "withdrawn"},
+        )
+    return invitation
+
+
+@transaction.atomic
+def membership_role_change(
+    *, membership: Membership, role: str, actor: Actor = None, ip: str | None = None
+) -> Membership:
+    """Give a member another role; the last owner cannot be demoted."""
+    if role not in Membership.Role.values:
+        raise ValidationError(f"unknown role {role!r}", code="invalid_role")
+    membership = Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
+    before = membership.role
+    if role == before:
+        return membership
+    if before == Membership.Role.OWNER and _owners_left_without(membership) == 0:
+        raise LastOwnerError("the last owner cannot be demoted: make someone else owner first", code="last_owner")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(
+        organization=membership.organization,
+        action=Audit.MEMBER_ROLE_CHANGED,
+        actor=actor,
+        ip=ip,
+        target=membership.user.email or membership.user.get_username(),
+        data={"before": before, "after": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: Actor = None, ip: str | None = None) -> None:
+    """Remove a member (or let one leave); the last owner cannot go."""
+    membership = Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
+    if membership.role == Membership.Role.OWNER and _owners_left_without(membership) == 0:
+        raise LastOwnerError(
+            "the last owner cannot leave or be removed: make someone else owner first", code="last_owner"
+        )
+    audit_record(
+        organization=membership.organization,
+        action=Audit.MEMBER_REMOVED,
+        actor=actor,
+        ip=ip,
+        target=membership.user.email or membership.user.get_username(),
+        data={"role": membership.role},
+    )
+    membership.delete()

@@ -167,6 +167,13 @@ SHARED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "ninja",
+    # The portal: accounts (allauth) and sessions live in the public schema only. The portal comes before
+    # allauth so that its templates (allauth/layouts/*) replace allauth's.
+    "portal",
+    "django_htmx",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
 ]
 TENANT_APPS = [
     "notifications",
@@ -193,6 +200,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The portal's (Django serves /v1/ without this chain: herald.api_handler).
+    "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "portal.middleware.security_headers",
 ]
 ROOT_URLCONF = "herald.urls"
 ASGI_APPLICATION = "herald.asgi.application"
@@ -206,6 +217,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context.portal",
             ]
         },
     }
@@ -240,3 +252,69 @@ LOGGING = {
     # access log has them; errors (5xx) are still logged here.
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# --- portal: accounts, e-mail, cookies (portal/) ---------------------------------
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Herald] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+# Per client IP (and per account for failed logins), kept in the cache (Redis).
+ACCOUNT_RATE_LIMITS = {
+    "login": env_str("HERALD_RATE_LOGIN", "30/m/ip") or "30/m/ip",
+    "login_failed": env_str("HERALD_RATE_LOGIN_FAILED", "5/m/ip,5/5m/key") or "5/m/ip,5/5m/key",
+    "signup": env_str("HERALD_RATE_SIGNUP", "10/m/ip") or "10/m/ip",
+    "confirm_email": "1/3m/key",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Herald"
+# An invite link works once, for 7 days (portal.invites).
+HERALD_INVITE_MAX_AGE = 7 * 24 * 3600
+# Audit entries are kept for a year (`herald purge_audit`).
+HERALD_AUDIT_RETENTION_DAYS = env_int("HERALD_AUDIT_RETENTION_DAYS", 365, minimum=1)
+
+# E-mail: SMTP when EMAIL_HOST is set; otherwise the console (or files in HERALD_EMAIL_FILE_PATH, for tests).
+EMAIL_HOST = env_str("EMAIL_HOST") or ""
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Herald <no-reply@herald.localhost>") or "no-reply@localhost"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+HERALD_EMAIL_FILE_PATH = env_str("HERALD_EMAIL_FILE_PATH") or ""
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER") or ""
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD") or ""
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
+    if EMAIL_USE_TLS and EMAIL_USE_SSL:
+        raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true")
+    EMAIL_TIMEOUT = 10
+elif HERALD_EMAIL_FILE_PATH:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = HERALD_EMAIL_FILE_PATH
+else:  # without EMAIL_HOST, e-mails (confirmation links, invites) are printed to stdout
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -8,6 +8,9 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("v1/", api.urls),
     path("", include("notifications.widget_urls")),
+    # The portal: accounts (allauth) and the organisation pages under /o/<slug>/.
+    path("accounts/", include("allauth.urls")),
+    path("", include("portal.urls")),
 ]
 
 handler404 = "herald.api.not_found"
