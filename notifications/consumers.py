@@ -19,9 +19,10 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from notifications import delivery
+from notifications import delivery, receipts
 from notifications.groups import organization_group, subscriber_group, topic_group
 from notifications.hub import HubMember, hub, text_message
+from notifications.presence import presence_watch
 from notifications.proofs import subscriber_id_valid, subscriber_proof_verify
 from tenants.models import Organization
 from tenants.resolve import api_key_resolve
@@ -355,6 +356,8 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         for item in replay.items:
             last_seq = item["seq"]
             self.push(text_message({"type": "notification", "notification": item, "cursor": item["seq"]}))
+        receipts.replayed(self.organization_id, self.subscriber_pk, replay.items)  # type: ignore[arg-type]
+        presence_watch()
         self.push(
             text_message(
                 {

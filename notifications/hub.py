@@ -30,6 +30,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from websockets.frames import Frame, Opcode
 
+from notifications import receipts
 from notifications.groups import group_tenant, subscriber_group, topic_group
 
 logger = logging.getLogger(__name__)
@@ -345,6 +346,7 @@ class Hub:
             targets = list(members)
         for member in targets:
             member.offer_notification(message, seq, category)
+        receipts.delivered(group_tenant(group), str(payload["id"]), targets, category)
 
     def _topic_membership(self, group: str, event: dict[str, Any]) -> None:
         organization_id = group_tenant(group)

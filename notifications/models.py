@@ -117,6 +117,8 @@ class InboxItem(models.Model):
     seq = models.BigIntegerField()
     category = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    # First written to one of the subscriber's sockets, live or by replay (notifications.receipts, in batches).
+    delivered_at = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)

@@ -11,11 +11,12 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
 
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Window
+from django.db.models.functions import RowNumber
 
 from herald.problems import Problem
 from notifications.models import InboxItem, Message, Preference, Subscriber, Topic
@@ -185,3 +186,129 @@ def usage_daily(*, start: date, end: date) -> list[dict[str, Any]]:
             [start, end, start, end],
         )
         return [{"date": row[0], "messages": int(row[1]), "notifications": int(row[2])} for row in cursor.fetchall()]
+
+
+# --- the portal's activity and subscriber pages ---------------------------------------------
+
+ACTIVITY_RECIPIENTS_SHOWN = 5  # recipients listed under each message of an activity page
+
+
+@dataclass(frozen=True)
+class ActivityFilter:
+    """What an activity page is narrowed to; every field optional."""
+
+    subscriber_id: str | None = None
+    category: str | None = None
+    topic: str | None = None
+    since: date | None = None  # inclusive, UTC
+    until: date | None = None  # inclusive, UTC
+
+
+@dataclass(frozen=True)
+class MessageActivity:
+    """A sent message, its receipts at a glance and its first recipients."""
+
+    message: Message
+    topic_key: str | None
+    recipients: int
+    delivered: int
+    seen: int
+    read: int
+    archived: int
+    first_recipients: list[InboxItem]
+
+
+def _receipt_counts(queryset: Any) -> Any:
+    return queryset.annotate(
+        n_recipients=Count("inbox_items"),
+        n_delivered=Count("inbox_items", filter=Q(inbox_items__delivered_at__isnull=False)),
+        n_seen=Count("inbox_items", filter=Q(inbox_items__seen_at__isnull=False)),
+        n_read=Count("inbox_items", filter=Q(inbox_items__read_at__isnull=False)),
+        n_archived=Count("inbox_items", filter=Q(inbox_items__archived_at__isnull=False)),
+    )
+
+
+def _activity(message: Message, first: list[InboxItem]) -> MessageActivity:
+    return MessageActivity(
+        message=message,
+        topic_key=message.topic.key if message.topic is not None else None,
+        recipients=message.n_recipients,  # type: ignore[attr-defined]
+        delivered=message.n_delivered,  # type: ignore[attr-defined]
+        seen=message.n_seen,  # type: ignore[attr-defined]
+        read=message.n_read,  # type: ignore[attr-defined]
+        archived=message.n_archived,  # type: ignore[attr-defined]
+        first_recipients=first,
+    )
+
+
+def activity_page(*, filters: ActivityFilter, cursor: str | None, limit: int) -> Page[MessageActivity]:
+    """Messages newest first with their receipt counts and first recipients (two queries)."""
+    before = cursor_decode("activity", cursor)
+    messages = Message.objects.select_related("topic").order_by("-seq")
+    if before is not None:
+        messages = messages.filter(seq__lt=before)
+    if filters.subscriber_id:
+        messages = messages.filter(
+            Exists(InboxItem.objects.filter(message_id=OuterRef("pk"), subscriber__external_id=filters.subscriber_id))
+        )
+    if filters.category:
+        messages = messages.filter(category=filters.category)
+    if filters.topic:
+        messages = messages.filter(topic__key=filters.topic)
+    if filters.since:
+        messages = messages.filter(created_at__gte=datetime.combine(filters.since, time.min, UTC))
+    if filters.until:
+        messages = messages.filter(created_at__lt=datetime.combine(filters.until + timedelta(days=1), time.min, UTC))
+    rows = list(_receipt_counts(messages)[: limit + 1])
+    page = _page(rows, limit, "activity", lambda m: m.seq)
+    ids = [m.pk for m in page.items]
+    first: dict[uuid.UUID, list[InboxItem]] = {pk: [] for pk in ids}
+    if ids:
+        ranked = (
+            InboxItem.objects.filter(message_id__in=ids)
+            .select_related("subscriber")
+            .annotate(rank=Window(RowNumber(), partition_by=[F("message_id")], order_by=F("id").asc()))
+            .filter(rank__lte=ACTIVITY_RECIPIENTS_SHOWN)
+            .order_by("message_id", "id")
+        )
+        for item in ranked:
+            first[item.message_id].append(item)
+    return Page(
+        items=[_activity(m, first[m.pk]) for m in page.items], next_cursor=page.next_cursor, has_more=page.has_more
+    )
+
+
+def message_activity_get(*, message_id: str) -> MessageActivity | None:
+    """One message with its receipt counts (one query), or None for an unknown or malformed id."""
+    try:
+        pk = uuid.UUID(str(message_id))
+    except ValueError:
+        return None
+    message = _receipt_counts(Message.objects.select_related("topic").filter(pk=pk)).first()
+    return _activity(message, []) if message is not None else None
+
+
+def message_recipients_page(*, message_id: uuid.UUID, cursor: str | None, limit: int) -> Page[InboxItem]:
+    """A message's recipients with their receipts, in inbox-item order (one query)."""
+    after = cursor_decode("recipients", cursor)
+    queryset = InboxItem.objects.filter(message_id=message_id).select_related("subscriber").order_by("id")
+    if after is not None:
+        queryset = queryset.filter(id__gt=after)
+    return _page(list(queryset[: limit + 1]), limit, "recipients", lambda item: item.pk)
+
+
+def subscribers_search(*, query: str, cursor: str | None, limit: int) -> Page[Subscriber]:
+    """Subscribers whose id or e-mail contains `query` (all of them when it is empty), oldest first (one query)."""
+    after = cursor_decode("subscriber-search", cursor)
+    queryset = Subscriber.objects.order_by("id")
+    query = query.strip()
+    if query:
+        queryset = queryset.filter(Q(external_id__icontains=query) | Q(email__icontains=query))
+    if after is not None:
+        queryset = queryset.filter(id__gt=after)
+    return _page(list(queryset[: limit + 1]), limit, "subscriber-search", lambda s: s.pk)
+
+
+def subscriber_topics(*, subscriber_pk: int) -> list[Topic]:
+    """The topics a subscriber belongs to, by key (one query)."""
+    return list(Topic.objects.filter(subscriptions__subscriber_id=subscriber_pk).order_by("key"))

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.staticfiles.views import serve as static_serve
 from django.urls import include, path, re_path
 
-from portal import views
+from portal import notification_views, views
 
 app_name = "portal"
 
@@ -27,6 +27,15 @@ organization_patterns = [
     path("audit/", views.audit, name="audit"),
     path("settings/", views.organization_settings, name="settings"),
     path("settings/delete", views.organization_remove, name="organization-delete"),
+    path("activity/", notification_views.activity, name="activity"),
+    path("activity/<uuid:message_id>", notification_views.activity_message, name="activity-message"),
+    path("subscribers/", notification_views.subscribers, name="subscribers"),
+    path("subscribers/<int:subscriber_pk>", notification_views.subscriber, name="subscriber"),
+    path("subscribers/<int:subscriber_pk>/erase", notification_views.subscriber_erase, name="subscriber-erase"),
+    path("quickstart/", notification_views.quickstart, name="quickstart"),
+    path("quickstart/preview", notification_views.quickstart_preview, name="quickstart-preview"),
+    path("quickstart/send", notification_views.quickstart_send, name="quickstart-send"),
+    path("usage/", notification_views.usage, name="usage"),
 ]
 
 urlpatterns = [
