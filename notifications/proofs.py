@@ -16,10 +16,13 @@ from datetime import UTC, datetime
 
 import jwt
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from herald.problems import Problem
 from tenants.models import SigningSecret
+from tenants.resolve import ResolvedKey
 
 SUBSCRIBER_ID_MAX_LENGTH = 255
 JWT_ALGORITHM = "HS256"
@@ -106,3 +109,41 @@ def subscriber_proof_verify(
 
 def _hash_for(secret: str, subscriber_id: str) -> str:
     return subscriber_hash(secret, subscriber_id)
+
+
+# --- widget requests ------------------------------------------------------------------
+# How a widget HTTP request proves its subscriber; herald.api calls it once the publishable key is resolved.
+
+SUBSCRIBER_HEADER = "X-Herald-Subscriber"
+SUBSCRIBER_HASH_HEADER = "X-Herald-Subscriber-Hash"
+SUBSCRIBER_TOKEN_HEADER = "X-Herald-Subscriber-Token"  # noqa: S105 - a header name
+
+
+def request_subscriber_proof(request: HttpRequest, resolved: ResolvedKey, bearer_token: str | None) -> str:
+    """The subscriber id a widget request proved (hash or JWT), checked against the organisation's signing secrets."""
+    token = request.headers.get(SUBSCRIBER_TOKEN_HEADER) or bearer_token
+    given_hash = request.headers.get(SUBSCRIBER_HASH_HEADER)
+    subscriber_id = request.headers.get(SUBSCRIBER_HEADER)
+    if token and not subscriber_id:
+        subscriber_id = _unverified_subject(token)
+    if not subscriber_id or (token is None and given_hash is None):
+        raise Problem("invalid-subscriber-proof", "Send X-Herald-Subscriber with X-Herald-Subscriber-Hash, or a token")
+    proof = subscriber_proof_verify(
+        organization_id=resolved.organization_id,
+        subscriber_id=subscriber_id,
+        subscriber_hash=None if token else given_hash,
+        token=token or None,
+    )
+    if proof is None:
+        raise Problem("invalid-subscriber-proof")
+    return proof.subscriber_id
+
+
+def _unverified_subject(token: str) -> str | None:
+    """The `sub` a token claims, read before its signature is checked (it is checked right after)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) else None

@@ -5,9 +5,10 @@
   read from the database again, for a minute, from the moment it is revoked or rolled.
 - portal: organisation slug in the URL plus the user's membership
   (`organization_for_member`).
-- API requests: `request_secret_key`, `request_publishable_key`,
-  `request_subscriber_proof` and `origin_check` read a request's credentials and
-  raise a `herald.problems.Problem` with the precise type when refused.
+- API requests: `request_secret_key`, `request_publishable_key` and
+  `origin_check` read a request's credentials and raise a
+  `herald.problems.Problem` with the precise type when refused (the subscriber
+  proof of a widget request is notifications' own: notifications.proofs).
 """
 
 from __future__ import annotations
@@ -112,9 +113,6 @@ def organization_for_member(*, slug: str, user_id: int) -> tuple[Organization, M
 # with the precise type on refusal; the API layer (herald.api) calls them.
 
 PUBLISHABLE_KEY_HEADER = "X-Herald-Publishable-Key"
-SUBSCRIBER_HEADER = "X-Herald-Subscriber"
-SUBSCRIBER_HASH_HEADER = "X-Herald-Subscriber-Hash"
-SUBSCRIBER_TOKEN_HEADER = "X-Herald-Subscriber-Token"  # noqa: S105 - a header name
 
 
 def _bearer(request: HttpRequest) -> str | None:
@@ -174,40 +172,6 @@ def request_publishable_key(request: HttpRequest) -> tuple[ResolvedKey, str | No
     if resolved is None:
         raise Problem("invalid-api-key")
     return resolved, subscriber_token
-
-
-def request_subscriber_proof(request: HttpRequest, resolved: ResolvedKey, bearer_token: str | None) -> str:
-    """The subscriber id a widget request proved (hash or JWT), checked against the organisation's signing secrets."""
-    from notifications.proofs import subscriber_proof_verify
-
-    token = request.headers.get(SUBSCRIBER_TOKEN_HEADER) or bearer_token
-    given_hash = request.headers.get(SUBSCRIBER_HASH_HEADER)
-    subscriber_id = request.headers.get(SUBSCRIBER_HEADER)
-    if token and not subscriber_id:
-        subscriber_id = _unverified_subject(token)
-    if not subscriber_id or (token is None and given_hash is None):
-        raise Problem("invalid-subscriber-proof", "Send X-Herald-Subscriber with X-Herald-Subscriber-Hash, or a token")
-    proof = subscriber_proof_verify(
-        organization_id=resolved.organization_id,
-        subscriber_id=subscriber_id,
-        subscriber_hash=None if token else given_hash,
-        token=token or None,
-    )
-    if proof is None:
-        raise Problem("invalid-subscriber-proof")
-    return proof.subscriber_id
-
-
-def _unverified_subject(token: str) -> str | None:
-    """The `sub` a token claims, read before its signature is checked (it is checked right after)."""
-    import jwt
-
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    subject = claims.get("sub")
-    return subject if isinstance(subject, str) else None
 
 
 def origin_check(request: HttpRequest, resolved: ResolvedKey) -> str | None:

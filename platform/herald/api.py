@@ -37,19 +37,21 @@ from ninja.parser import Parser
 from ninja.security.base import AuthBase
 
 from herald.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, Problem, problem_response, problem_types_markdown
+from notifications.proofs import (
+    SUBSCRIBER_HASH_HEADER,
+    SUBSCRIBER_HEADER,
+    SUBSCRIBER_TOKEN_HEADER,
+    request_subscriber_proof,
+)
 from tenants.models import ApiKey
 from tenants.ratelimit import RateDecision, publishable_identity, rate_limit_take, refusal_remember
 from tenants.resolve import (
     PUBLISHABLE_KEY_HEADER,
-    SUBSCRIBER_HASH_HEADER,
-    SUBSCRIBER_HEADER,
-    SUBSCRIBER_TOKEN_HEADER,
     ResolvedKey,
     origin_allowed_by_any_key,
     origin_check,
     request_publishable_key,
     request_secret_key,
-    request_subscriber_proof,
 )
 
 logger = logging.getLogger(__name__)

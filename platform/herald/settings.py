@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from herald.devservices import data_dir
 from herald.env import check_redis_url, env_bool, env_int, env_list, env_str, env_url, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -240,3 +241,6 @@ LOGGING = {
     # access log has them; errors (5xx) are still logged here.
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# Where the embedded servers and `herald dev`'s demo state live (HERALD_DATA_DIR): apps read it here.
+HERALD_DATA_DIR = data_dir()
