@@ -1,8 +1,10 @@
-"""Plans and the limits they set. Read by the API (rate limits) and, later, billing."""
+"""Plans and the limits they set. tenants reads their API rates through `plan_rate` (registered in BillingConfig)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from tenants.plans import PlanRate
 
 
 @dataclass(frozen=True)
@@ -28,3 +30,9 @@ PLANS: dict[str, Plan] = {
 def plan_for(code: str) -> Plan:
     """The plan with `code`, falling back to Free for an unknown code."""
     return PLANS.get(code, PLANS["free"])
+
+
+def plan_rate(code: str) -> PlanRate:
+    """The API rate of the plan with `code` (Free for an unknown code), as tenants' rate limiter takes it."""
+    plan = plan_for(code)
+    return PlanRate(rate_per_second=plan.rate_per_second, burst=plan.burst)

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +23,6 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from herald.devservices import data_dir
 from notifications.widget import WIDGET_URL_PATH, widget_integrity, widget_snippet
 
 DEMO_ASSETS = {"demo.js": "text/javascript; charset=utf-8", "demo.css": "text/css; charset=utf-8"}
@@ -38,7 +38,7 @@ def demo_state() -> dict[str, str]:
     if not demo_enabled():
         raise Http404("the demo runs in development only")
     try:
-        state = json.loads((data_dir() / "demo.json").read_text())
+        state = json.loads((Path(settings.HERALD_DATA_DIR) / "demo.json").read_text())
     except (FileNotFoundError, ValueError):
         raise Http404("no demo organisation yet: start Herald with `herald dev`") from None
     if not all(state.get(key) for key in ("slug", "secret_key", "publishable_key", "subscriber_id")):

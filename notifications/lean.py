@@ -57,7 +57,7 @@ def _checked_key(context: FrontContext) -> None:
 
 async def notification_send(context: FrontContext, body: bytes) -> FrontAnswer:
     """POST /v1/notifications."""
-    from notifications.api import NotificationIn
+    from notifications.schemas import NotificationIn
 
     _checked_key(context)
     data = json_parse(body) if body else None
@@ -70,7 +70,7 @@ async def notification_send(context: FrontContext, body: bytes) -> FrontAnswer:
 
 async def notification_send_batch(context: FrontContext, body: bytes) -> FrontAnswer:
     """POST /v1/notifications/batch."""
-    from notifications.api import BatchIn
+    from notifications.schemas import BatchIn
 
     _checked_key(context)
     data = json_parse(body) if body else None

@@ -15,13 +15,17 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import unquote_to_bytes
 
 import jwt
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from herald.problems import Problem
 from tenants.models import SigningSecret
+from tenants.resolve import ResolvedKey
 
 SUBSCRIBER_ID_MAX_LENGTH = 255
 JWT_ALGORITHM = "HS256"
@@ -139,3 +143,62 @@ def _numeric_date(value: object) -> bool:
 
 def _hash_for(secret: str, subscriber_id: str) -> str:
     return subscriber_hash(secret, subscriber_id)
+
+
+# --- widget requests ------------------------------------------------------------------
+# How a widget HTTP request proves its subscriber; herald.api calls it once the publishable key is resolved.
+
+SUBSCRIBER_HEADER = "X-Herald-Subscriber"
+SUBSCRIBER_HASH_HEADER = "X-Herald-Subscriber-Hash"
+SUBSCRIBER_TOKEN_HEADER = "X-Herald-Subscriber-Token"  # noqa: S105 - a header name
+
+
+def request_subscriber_proof(request: HttpRequest, resolved: ResolvedKey, bearer_token: str | None) -> str:
+    """The subscriber id a widget request proved (hash or JWT), checked against the organisation's signing secrets."""
+    token = request.headers.get(SUBSCRIBER_TOKEN_HEADER) or bearer_token
+    given_hash = request.headers.get(SUBSCRIBER_HASH_HEADER)
+    subscriber_id = subscriber_header_decode(request.headers.get(SUBSCRIBER_HEADER))
+    if token and not subscriber_id:
+        subscriber_id = _unverified_subject(token)
+    if not subscriber_id or (token is None and given_hash is None):
+        raise Problem("invalid-subscriber-proof", "Send X-Herald-Subscriber with X-Herald-Subscriber-Hash, or a token")
+    proof = subscriber_proof_verify(
+        organization_id=resolved.organization_id,
+        subscriber_id=subscriber_id,
+        subscriber_hash=None if token else given_hash,
+        token=token or None,
+    )
+    if proof is None:
+        raise Problem("invalid-subscriber-proof")
+    return proof.subscriber_id
+
+
+EXT_VALUE_PREFIX = "UTF-8''"
+
+
+def subscriber_header_decode(value: str | None) -> str | None:
+    """The subscriber id an `X-Herald-Subscriber` header names: its bytes read as UTF-8, never as Latin-1.
+
+    Two forms: the id's UTF-8 bytes as they are, or RFC 8187's `UTF-8''<percent-encoded UTF-8>` (what a
+    browser's fetch, which refuses header values beyond Latin-1, can send). A value that is not valid UTF-8
+    names nobody (None): the HMAC is always over the id's UTF-8, so no other reading of the bytes may pass.
+    """
+    if not value:
+        return None
+    try:
+        raw = value.encode("latin-1")  # the header's bytes, as the server decoded them
+        if value.startswith(EXT_VALUE_PREFIX):
+            return unquote_to_bytes(value.removeprefix(EXT_VALUE_PREFIX)).decode("utf-8") or None
+        return raw.decode("utf-8")
+    except UnicodeError:
+        return None
+
+
+def _unverified_subject(token: str) -> str | None:
+    """The `sub` a token claims, read before its signature is checked (it is checked right after)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) else None

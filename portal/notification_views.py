@@ -10,6 +10,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from django import forms
@@ -381,14 +382,22 @@ def quickstart_send(request: HttpRequest) -> HttpResponse:
         if htmx:
             return render(request, "portal/_test_sent.html", {"form": form}, status=400)
         return _quickstart(request, form, status=400)
-    draft = services.NotificationDraft(
+    from notifications.sending import NotificationDraft, Sender, notification_send_blocking
+
+    draft = NotificationDraft(
         title=form.cleaned_data["title"],
         body=form.cleaned_data["body"],
         to=[form.cleaned_data["subscriber_id"]],
         category="test",
     )
-    with tenant_context(ctx.organization):
-        result = services.notification_send(organization_id=ctx.organization.pk, draft=draft)
+    sender = Sender(organization_id=ctx.organization.pk, schema_name=ctx.organization.schema_name)
+    answer = notification_send_blocking(sender=sender, draft=draft)
+    result = SimpleNamespace(**answer.body) if answer.status == 202 else None
+    if result is None:
+        form.add_error(None, str(answer.body.get("detail") or answer.body.get("title") or "the send was refused"))
+        if htmx:
+            return render(request, "portal/_test_sent.html", {"form": form}, status=answer.status)
+        return _quickstart(request, form, status=answer.status)
     if htmx:
         return render(request, "portal/_test_sent.html", {"form": form, "result": result})
     messages.success(request, f"Sent {result.id} to {form.cleaned_data['subscriber_id']}.")

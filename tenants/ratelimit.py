@@ -24,8 +24,8 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from billing.plans import plan_for
 from tenants.models import ApiKey
+from tenants.plans import plan_rate
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ async def rate_limit_take_async(*, api_key_id: int, plan: str) -> tuple[RateDeci
 
     The caller writes `last_used_at` itself when told to (in its own transaction).
     """
-    limits = plan_for(plan)
+    limits = plan_rate(plan)
     rate, burst = float(limits.rate_per_second), int(limits.burst)
     window = max(1, math.ceil(burst / rate))
     try:
@@ -187,7 +187,7 @@ async def rate_limit_take_async(*, api_key_id: int, plan: str) -> tuple[RateDeci
 
 def rate_limit_take(*, api_key_id: int, plan: str) -> RateDecision:
     """Take one token from the key's bucket; touch `last_used_at` at most once a minute."""
-    limits = plan_for(plan)
+    limits = plan_rate(plan)
     rate, burst = float(limits.rate_per_second), int(limits.burst)
     window = max(1, math.ceil(burst / rate))
     try:

@@ -5,9 +5,10 @@
   read from the database again, for a minute, from the moment it is revoked or rolled.
 - portal: organisation slug in the URL plus the user's membership
   (`organization_for_member`).
-- API requests: `request_secret_key`, `request_publishable_key`,
-  `request_subscriber_proof` and `origin_check` read a request's credentials and
-  raise a `herald.problems.Problem` with the precise type when refused.
+- API requests: `request_secret_key`, `request_publishable_key` and
+  `origin_check` read a request's credentials and raise a
+  `herald.problems.Problem` with the precise type when refused (the subscriber
+  proof of a widget request is notifications' own: notifications.proofs).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote_to_bytes
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -113,9 +113,6 @@ def organization_for_member(*, slug: str, user_id: int) -> tuple[Organization, M
 # with the precise type on refusal; the API layer (herald.front, herald.operations) calls them.
 
 PUBLISHABLE_KEY_HEADER = "X-Herald-Publishable-Key"
-SUBSCRIBER_HEADER = "X-Herald-Subscriber"
-SUBSCRIBER_HASH_HEADER = "X-Herald-Subscriber-Hash"
-SUBSCRIBER_TOKEN_HEADER = "X-Herald-Subscriber-Token"  # noqa: S105 - a header name
 
 
 def _bearer(request: HttpRequest) -> str | None:
@@ -175,61 +172,6 @@ def request_publishable_key(request: HttpRequest) -> tuple[ResolvedKey, str | No
     if resolved is None:
         raise Problem("invalid-api-key")
     return resolved, subscriber_token
-
-
-def request_subscriber_proof(request: HttpRequest, resolved: ResolvedKey, bearer_token: str | None) -> str:
-    """The subscriber id a widget request proved (hash or JWT), checked against the organisation's signing secrets."""
-    from notifications.proofs import subscriber_proof_verify
-
-    token = request.headers.get(SUBSCRIBER_TOKEN_HEADER) or bearer_token
-    given_hash = request.headers.get(SUBSCRIBER_HASH_HEADER)
-    subscriber_id = subscriber_header_decode(request.headers.get(SUBSCRIBER_HEADER))
-    if token and not subscriber_id:
-        subscriber_id = _unverified_subject(token)
-    if not subscriber_id or (token is None and given_hash is None):
-        raise Problem("invalid-subscriber-proof", "Send X-Herald-Subscriber with X-Herald-Subscriber-Hash, or a token")
-    proof = subscriber_proof_verify(
-        organization_id=resolved.organization_id,
-        subscriber_id=subscriber_id,
-        subscriber_hash=None if token else given_hash,
-        token=token or None,
-    )
-    if proof is None:
-        raise Problem("invalid-subscriber-proof")
-    return proof.subscriber_id
-
-
-EXT_VALUE_PREFIX = "UTF-8''"
-
-
-def subscriber_header_decode(value: str | None) -> str | None:
-    """The subscriber id an `X-Herald-Subscriber` header names: its bytes read as UTF-8, never as Latin-1.
-
-    Two forms: the id's UTF-8 bytes as they are, or RFC 8187's `UTF-8''<percent-encoded UTF-8>` (what a
-    browser's fetch, which refuses header values beyond Latin-1, can send). A value that is not valid UTF-8
-    names nobody (None): the HMAC is always over the id's UTF-8, so no other reading of the bytes may pass.
-    """
-    if not value:
-        return None
-    try:
-        raw = value.encode("latin-1")  # the header's bytes, as the server decoded them
-        if value.startswith(EXT_VALUE_PREFIX):
-            return unquote_to_bytes(value.removeprefix(EXT_VALUE_PREFIX)).decode("utf-8") or None
-        return raw.decode("utf-8")
-    except UnicodeError:
-        return None
-
-
-def _unverified_subject(token: str) -> str | None:
-    """The `sub` a token claims, read before its signature is checked (it is checked right after)."""
-    import jwt
-
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    subject = claims.get("sub")
-    return subject if isinstance(subject, str) else None
 
 
 def origin_check(request: HttpRequest, resolved: ResolvedKey) -> str | None:

@@ -17,6 +17,7 @@ from tenants.audit import audit_record
 from tenants.keys import KeyKind, key_generate, key_hash, key_prefix
 from tenants.models import ApiKey, AuditEntry, Invitation, Membership, Organization, SigningSecret
 from tenants.provisioning import schema_create
+from tenants.signals import api_key_expiring, api_key_revoked, signing_secret_rotated
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -185,11 +186,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor = None, ip: str | None = Non
     from tenants.resolve import api_key_cache_forget
 
     api_key_cache_forget(api_key.key_hash)
-    if api_key.kind == ApiKey.Kind.PUBLISHABLE:
-        # Sockets opened with it close (4403) in every process. Imported here: notifications builds on tenants.
-        from notifications.realtime import publish_key_revoked_after_commit
-
-        publish_key_revoked_after_commit(organization_id=api_key.organization_id, api_key_id=api_key.pk)
+    api_key_revoked.send(sender=ApiKey, api_key=api_key)
     return api_key
 
 
@@ -224,13 +221,7 @@ def api_key_roll(*, api_key: ApiKey, grace: timedelta, actor: Actor = None, ip: 
     from tenants.resolve import api_key_cache_forget
 
     transaction.on_commit(lambda: api_key_cache_forget(api_key.key_hash))
-    if api_key.kind == ApiKey.Kind.PUBLISHABLE and api_key.expires_at is not None:
-        # Sockets opened with it close (4403) when the grace period ends, in every process.
-        from notifications.realtime import publish_key_expiring_after_commit
-
-        publish_key_expiring_after_commit(
-            organization_id=api_key.organization_id, api_key_id=api_key.pk, expires_at=api_key.expires_at
-        )
+    api_key_expiring.send(sender=ApiKey, api_key=api_key, expires_at=api_key.expires_at)
     return issued
 
 
@@ -256,7 +247,9 @@ def signing_secret_rotate(
     SigningSecret.objects.filter(organization=organization).filter(expires_at__isnull=True).update(
         expires_at=now + overlap
     )
-    return SigningSecret.objects.create(organization=organization, secret=_signing_secret())
+    signing_secret = SigningSecret.objects.create(organization=organization, secret=_signing_secret())
+    signing_secret_rotated.send(sender=SigningSecret, organization=organization, signing_secret=signing_secret)
+    return signing_secret
 
 
 # --- keys: allowed origins ---------------------------------------------------------

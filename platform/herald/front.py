@@ -36,6 +36,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
+from notifications.proofs import SUBSCRIBER_HASH_HEADER, SUBSCRIBER_HEADER, SUBSCRIBER_TOKEN_HEADER
 from tenants.keys import key_hash
 from tenants.origins import origin_allowed
 from tenants.ratelimit import (
@@ -49,9 +50,6 @@ from tenants.ratelimit import (
 )
 from tenants.resolve import (
     PUBLISHABLE_KEY_HEADER,
-    SUBSCRIBER_HASH_HEADER,
-    SUBSCRIBER_HEADER,
-    SUBSCRIBER_TOKEN_HEADER,
     ResolvedKey,
     api_key_resolve,
     secret_key_shape_check,

@@ -14,7 +14,8 @@ from ninja.security.base import AuthBase
 
 from herald.errors import HeraldParser, register_error_handlers
 from herald.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, problem_types_markdown
-from tenants.resolve import PUBLISHABLE_KEY_HEADER, SUBSCRIBER_HASH_HEADER, SUBSCRIBER_HEADER, SUBSCRIBER_TOKEN_HEADER
+from notifications.proofs import SUBSCRIBER_HASH_HEADER, SUBSCRIBER_HEADER, SUBSCRIBER_TOKEN_HEADER
+from tenants.resolve import PUBLISHABLE_KEY_HEADER
 
 # --- security schemes (herald.operations does the work) ------------------------------
 

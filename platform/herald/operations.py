@@ -34,6 +34,7 @@ from herald.front import (
     FrontContext,
 )
 from herald.problems import Problem, problem_response
+from notifications.proofs import request_subscriber_proof
 from tenants.models import ApiKey
 from tenants.ratelimit import RateDecision, publishable_identity, rate_limit_take, refusal_remember
 from tenants.resolve import (
@@ -42,7 +43,6 @@ from tenants.resolve import (
     origin_check,
     request_publishable_key,
     request_secret_key,
-    request_subscriber_proof,
 )
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

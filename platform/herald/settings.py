@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from herald.devservices import data_dir
 from herald.env import check_redis_url, env_bool, env_int, env_list, env_str, env_url, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -318,3 +319,6 @@ SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Where the embedded servers and `herald dev`'s demo state live (HERALD_DATA_DIR): apps read it here.
+HERALD_DATA_DIR = data_dir()

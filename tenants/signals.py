@@ -1,0 +1,22 @@
+"""What tenants tells the apps built on it: key and signing-secret events.
+
+tenants is the ground floor and imports no app above it; an app that must act
+on these events (notifications closes the sockets of a revoked key) connects a
+receiver in its AppConfig.ready. Each signal is sent inside the transaction
+that made the change: a receiver that leaves the process (channel layer,
+email) does so in `transaction.on_commit`, so a rolled-back change tells no one.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# sender=ApiKey, api_key=<the revoked ApiKey>.
+api_key_revoked = Signal()
+
+# sender=ApiKey, api_key=<the rolled ApiKey>, expires_at=<aware datetime when it stops working>.
+api_key_expiring = Signal()
+
+# sender=SigningSecret, organization=<Organization>, signing_secret=<the new SigningSecret>;
+# the organisation's other live secrets now expire at the end of the overlap.
+signing_secret_rotated = Signal()
