@@ -105,7 +105,7 @@ class InboxItem(models.Model):
     # Fan-out writes one row per recipient (5,000 for a broadcast to 5,000 subscribers), so the row is
     # lean: no database foreign keys. Their deferred checks cost about 100 ms at commit for 5,000 rows,
     # as much as the insert itself (infra/bench/realtime.py, (b)). What they guarded is kept otherwise:
-    # - the message is written by the same statement as its items (notifications.services.SEND_SQL),
+    # - the message is written by the same statement as its items (notifications.sending.SEND_SQL),
     #   and only Django deletes messages, cascading here;
     # - a subscriber's erasure locks this table against inserts first (services.subscriber_delete),
     #   so no send racing it can leave an item behind for the erased subscriber.

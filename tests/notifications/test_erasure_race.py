@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.db import connection
 
 from notifications import services
 from notifications.models import InboxItem, Subscriber
-from notifications.services import SEND_SQL, NotificationDraft, send_prepare
+from notifications.sending import SEND_SQL, NotificationDraft, send_prepare
 from tests.conftest import Org
 from tests.notifications.api_support import server_api
 from tests.servers import HeraldServer
@@ -75,7 +76,7 @@ def test_erasure_waits_for_a_send_in_flight_and_then_removes_its_items(acme: Org
         assert api.put(f"/v1/subscribers/{subscriber}", {}).status_code == 200
     with acme.activate():
         gone = Subscriber.objects.get(external_id="gone").pk
-    prepared = send_prepare([NotificationDraft(title="in flight", broadcast=True)], {})
+    prepared = send_prepare([NotificationDraft(title="in flight", broadcast=True)], {}, [uuid.uuid4()])
     raw.execute(SEND_SQL, prepared.params)  # written, not committed
 
     def erase() -> bool:
