@@ -26,18 +26,28 @@ from herald.api import (
     json_body,
     request_fingerprint,
     secret_operation,
+    validation_detail,
     widget_operation,
     widget_preflight,
 )
 from herald.problems import Problem
+from herald.wording import pattern_describe
 from notifications import selectors, services
 from notifications.models import InboxItem, Subscriber
 from notifications.schemas import inbox_item_dict
 from tenants.resolve import ResolvedKey
 
-SUBSCRIBER_ID_PATTERN = r"^[^\x00-\x1f\x7f/]{1,255}$"
-KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
-CATEGORY_PATTERN = r"^[A-Za-z0-9_.:-]{0,100}$"
+# Each pattern with its rule in words: validation errors show the words, never the regex (herald.wording).
+SUBSCRIBER_ID_PATTERN = pattern_describe(
+    r"^[^\x00-\x1f\x7f/]*[^\x00-\x20\x7f/][^\x00-\x1f\x7f/]*$",
+    "a subscriber id is 1-255 characters, not only spaces; `/` and control characters are not allowed",
+)
+KEY_PATTERN = pattern_describe(
+    r"^[A-Za-z0-9_.:-]{1,100}$", "may contain only letters, digits and `_` `.` `:` `-` (1-100 characters)"
+)
+CATEGORY_PATTERN = pattern_describe(
+    r"^[A-Za-z0-9_.:-]{0,100}$", "may contain only letters, digits and `_` `.` `:` `-` (up to 100 characters)"
+)
 MAX_DATA_BYTES = 32 * 1024
 
 SubscriberId = Annotated[str, Field(pattern=SUBSCRIBER_ID_PATTERN, min_length=1, max_length=255)]
@@ -194,9 +204,18 @@ class NotificationIn(Strict):
 
     @model_validator(mode="after")
     def _one_audience(self) -> NotificationIn:
-        given = [self.to is not None, self.topic is not None, self.broadcast is not None]
-        if sum(given) != 1:
-            raise ValueError("give exactly one audience: `to`, `topic` or `broadcast`")
+        given = [
+            name
+            for name, value in (("to", self.to), ("topic", self.topic), ("broadcast", self.broadcast))
+            if value is not None
+        ]
+        if not given:
+            raise ValueError("give an audience: one of `to` (subscriber ids), `topic` or `broadcast: true`")
+        if len(given) > 1:
+            raise ValueError(
+                f"give exactly one audience: this request gave {' and '.join(f'`{n}`' for n in given)}; "
+                "keep one of `to`, `topic` or `broadcast`"
+            )
         if self.broadcast is False:
             raise ValueError("`broadcast` must be true when given")
         return self
@@ -569,8 +588,17 @@ def usage(
     """Messages sent and notifications written per day, read from the stored messages."""
     end = end or datetime.now(tz=UTC).date()
     start = start or end - timedelta(days=29)
-    if start > end or (end - start).days > 366:
-        raise Problem("validation-error", "`from` must not be after `to`, and the range at most 367 days")
+    errors = []
+    if start > end:
+        errors.append(
+            {"loc": ["query", "from"], "field": "from", "msg": "must not be after `to`", "type": "date_order"}
+        )
+    if (end - start).days > 366:
+        errors.append(
+            {"loc": ["query", "from"], "field": "from", "msg": "must be at most 367 days before `to`", "type": "range"}
+        )
+    if errors:
+        raise Problem("validation-error", validation_detail(errors), errors=errors)
     days = selectors.usage_daily(start=start, end=end)
     return {
         "from": start,

@@ -40,7 +40,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 import psycopg
 import pydantic
@@ -48,7 +48,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from herald.api import CORS_EXPOSE_HEADERS, MAX_BODY_BYTES, json_parse, validation_errors
+from herald.api import (
+    CORS_EXPOSE_HEADERS,
+    MAX_BODY_BYTES,
+    json_parse,
+    unknown_query_refuse,
+    validation_detail,
+    validation_errors,
+)
 from herald.api_handler import SECURITY_HEADERS
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
 from notifications.services import (
@@ -472,14 +479,16 @@ async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes 
 
 
 def _validated(model: Any, data: Any) -> Any:
+    if data is None:  # an empty body (or null): worded as django-ninja's missing body is
+        errors = validation_errors([{"loc": ("body", "payload"), "type": "missing", "msg": "Field required"}])
+        raise Problem("validation-error", validation_detail(errors), errors=errors)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         errors = validation_errors(
             {**error, "loc": ("body", "payload", *error.get("loc", ()))} for error in exc.errors()
         )
-        detail = "; ".join(f"{e['field']}: {e['msg']}" for e in errors[:5])
-        raise Problem("validation-error", detail, errors=errors) from None
+        raise Problem("validation-error", validation_detail(errors), errors=errors) from None
 
 
 def _batch_entry(index: int, outcome: SendResult | BaseException) -> dict[str, Any]:
@@ -532,6 +541,10 @@ async def ingest(scope: dict[str, Any], receive: Any, send: Any, django: ASGIApp
     decision: RateDecision | None = None
     try:
         key, decision, touch = await _key_and_token(headers.get("authorization"))
+        if scope.get("query_string"):
+            # The send routes take no query parameters: refused as on every other route (herald.api).
+            given = {name for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)}
+            unknown_query_refuse(given, frozenset())
         data = parsed if parsed is not None else json_parse(body) if body else None
         if batch:
             drafts = [item.draft() for item in _validated(BatchIn, data).notifications]

@@ -34,11 +34,12 @@ class SubscriberProof:
 
 
 def subscriber_id_valid(subscriber_id: object) -> bool:
-    """A subscriber id as the API takes them: 1-255 characters, no control characters, no `/`."""
+    """A subscriber id as the API takes them: 1-255 characters, not only spaces, no control characters, no `/`."""
     return (
         isinstance(subscriber_id, str)
         and 0 < len(subscriber_id) <= SUBSCRIBER_ID_MAX_LENGTH
         and all(ch >= " " and ch not in "\x7f/" for ch in subscriber_id)
+        and subscriber_id.strip(" ") != ""
     )
 
 

@@ -37,6 +37,7 @@ from ninja.parser import Parser
 from ninja.security.base import AuthBase
 
 from herald.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, Problem, problem_response, problem_types_markdown
+from herald.wording import json_error_detail, validation_message
 from tenants.models import ApiKey
 from tenants.ratelimit import RateDecision, publishable_identity, rate_limit_take, refusal_remember
 from tenants.resolve import (
@@ -87,7 +88,7 @@ def json_parse(body: bytes) -> Any:
         # allow_nan=False: 1e400 parses as infinity, which PostgreSQL's json refuses.
         json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (UnicodeError, ValueError, RecursionError) as exc:
-        raise Problem("invalid-json", f"The request body is not valid JSON: {type(exc).__name__}") from None
+        raise Problem("invalid-json", json_error_detail(exc, body)) from None
     if "\\u0000" in text or "\x00" in text:
         raise Problem("invalid-json", "JSON strings must not contain NUL (\\u0000)")
     return data
@@ -172,10 +173,44 @@ def _run_in_tenant(request: HttpRequest, key: ResolvedKey, run: Callable[[], Htt
         connection.set_schema_to_public()  # type: ignore[attr-defined]
 
 
+def declared_query_names(run: Callable[..., Any]) -> frozenset[str]:
+    """The query parameters a django-ninja operation declares (`run` is its bound `Operation.run`)."""
+    # django-ninja keeps one pydantic model per parameter source on the Operation; no public API lists them.
+    names: set[str] = set()
+    for model in getattr(getattr(run, "__self__", None), "models", ()):
+        if getattr(model, "__ninja_param_source__", None) == "query":
+            names.update(field.alias or name for name, field in model.model_fields.items())
+    return frozenset(names)
+
+
+def unknown_query_check(request: HttpRequest, declared: frozenset[str]) -> None:
+    """Raise Problem(validation-error) naming each query parameter the operation does not take."""
+    unknown_query_refuse(set(request.GET), declared)
+
+
+def unknown_query_refuse(given: set[str], declared: frozenset[str]) -> None:
+    """Raise Problem(validation-error) for each name in `given` not in `declared`, as for unknown body fields."""
+    unknown = sorted(given - declared)
+    if unknown:
+        errors = [
+            {
+                "loc": ["query", name],
+                "field": name,
+                "msg": "is not a query parameter of this endpoint"
+                + (f" (it takes {', '.join(f'`{n}`' for n in sorted(declared))})" if declared else ""),
+                "type": "extra_forbidden",
+            }
+            for name in unknown
+        ]
+        raise Problem("validation-error", validation_detail(errors), errors=errors)
+
+
 def secret_operation(*, idempotent: bool = False) -> Callable[..., Any]:
     """Wrap a server-API operation: secret key, rate limit, tenant schema, optional idempotency."""
 
     def decorate(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+        declared = declared_query_names(run)
+
         @wraps(run)
         def operation(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             decision = None
@@ -186,6 +221,7 @@ def secret_operation(*, idempotent: bool = False) -> Callable[..., Any]:
                     key = request_secret_key(request)
                     decision = _rate_limit(request, key)
                 request.herald_key = key  # type: ignore[attr-defined]
+                unknown_query_check(request, declared)
 
                 def call() -> HttpResponseBase:
                     if idempotent and request.method == "POST" and request.headers.get(IDEMPOTENCY_HEADER) is not None:
@@ -205,6 +241,8 @@ def secret_operation(*, idempotent: bool = False) -> Callable[..., Any]:
 def widget_operation(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Wrap a widget operation: publishable key, Origin allow-list, subscriber proof, rate limit, tenant schema."""
 
+    declared = declared_query_names(run) | {"pk"}  # `?pk=` may carry the publishable key
+
     @wraps(run)
     def operation(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         decision = None
@@ -214,6 +252,7 @@ def widget_operation(run: Callable[..., HttpResponseBase]) -> Callable[..., Http
             key, bearer_token = request_publishable_key(request)
             origin = origin_check(request, key)
             decision = _rate_limit(request, key)
+            unknown_query_check(request, declared)
             request.herald_subscriber_id = request_subscriber_proof(request, key, bearer_token)  # type: ignore[attr-defined]
             request.herald_key = key  # type: ignore[attr-defined]
             response = _run_in_tenant(request, key, lambda: run(request, *args, **kwargs))
@@ -456,15 +495,25 @@ def validation_errors(raw_errors: Any) -> list[dict[str, Any]]:
         if len(loc) >= 2 and loc[0] == "body":
             del loc[1]
         inner = loc[1:] if loc and loc[0] in _LOCATIONS else loc
+        location = str(loc[0]) if loc and loc[0] in _LOCATIONS else "body"
         errors.append(
             {
                 "loc": loc,
                 "field": ".".join(str(part) for part in inner) or (str(loc[0]) if loc else ""),
-                "msg": str(error.get("msg", "")),
+                # In words (herald.wording): no class names, regexes or "Value error," prefix.
+                "msg": validation_message(error, location=location, is_root=not inner),
                 "type": str(error.get("type", "")),
             }
         )
     return errors
+
+
+def validation_detail(errors: list[dict[str, Any]]) -> str | None:
+    """The `detail` of a validation-error problem: its first errors, each with the field it is about."""
+    parts = [e["msg"] if e["field"] in _LOCATIONS else f"{e['field']}: {e['msg']}" for e in errors[:5]]
+    if len(errors) > 5:
+        parts.append(f"and {len(errors) - 5} more (see `errors`)")
+    return "; ".join(parts) or None
 
 
 @api.exception_handler(Problem)
@@ -475,12 +524,17 @@ def _on_problem(request: HttpRequest, exc: Problem) -> HttpResponse:
 @api.exception_handler(NinjaValidationError)
 def _on_validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     errors = validation_errors(exc.errors)
-    detail = "; ".join(f"{e['field'] or 'body'}: {e['msg']}" for e in errors[:5]) or None
-    return problem_response("validation-error", detail, instance=request.path, errors=errors)
+    return problem_response("validation-error", validation_detail(errors), instance=request.path, errors=errors)
 
 
 @api.exception_handler(HttpError)
 def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if exc.status_code == 400:
+        # django-ninja turns a parser's error into "Cannot parse request body": say what is wrong with it.
+        try:
+            json_body(request)
+        except Problem as problem:
+            return problem.response(request.path)
     slug = {400: "invalid-json", 401: "authentication-required", 404: "not-found", 405: "method-not-allowed"}.get(
         exc.status_code, "validation-error" if exc.status_code == 422 else "internal-error"
     )
@@ -501,7 +555,32 @@ def _on_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """handler404: a problem document under /v1/, Django's page elsewhere."""
     if request.path.startswith("/v1/"):
+        slash = _encoded_slash_problem(request)
+        if slash is not None:
+            return slash.response(request.path)
         return problem_response("not-found", "No such endpoint", instance=request.path)
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
+
+
+_SLASH_PARAMETERS = {"/v1/subscribers/": ("subscriber_id", "a subscriber id"), "/v1/topics/": ("key", "a topic key")}
+
+
+def _encoded_slash_problem(request: HttpRequest) -> Problem | None:
+    """A `%2F` in a subscriber id or topic key: the server decodes it to `/`, so no route matched; say why."""
+    raw_path = getattr(request, "scope", {}).get("raw_path") or b""
+    if b"%2f" not in raw_path.lower():
+        return None
+    for prefix, (field, what) in _SLASH_PARAMETERS.items():
+        if request.path.startswith(prefix):
+            errors = [
+                {
+                    "loc": ["path", field],
+                    "field": field,
+                    "msg": f"`/` is not allowed in {what} (it was sent as %2F); choose ids without `/`",
+                    "type": "string_pattern_mismatch",
+                }
+            ]
+            return Problem("validation-error", validation_detail(errors), errors=errors)
+    return None
