@@ -1,6 +1,6 @@
 """The lean path of `POST /v1/notifications` (and /batch): a slim ASGI handler with group commit.
 
-Sending is Herald's hot path (DESIGN.md, "Measured"): Django's stock ASGI
+Sending is Herald's hot path (docs/architecture.md, "the lean send path"): Django's stock ASGI
 handler, its middleware and an ORM call through `sync_to_async` cost several
 milliseconds a request, and each commit's fsync another. So in the server
 process this one route is served here, on the event loop, and is otherwise
