@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Path, Query, Router, Status
 from ninja.decorators import decorate_view
 
-from herald.errors import json_body
+from herald.errors import json_body, validation_detail
 from herald.openapi import PublishableKey, SecretKey
 from herald.operations import secret_operation, widget_operation, widget_preflight
 from herald.problems import Problem
@@ -310,8 +310,17 @@ def usage(
     """Messages sent and notifications written per day, read from the stored messages."""
     end = end or datetime.now(tz=UTC).date()
     start = start or end - timedelta(days=29)
-    if start > end or (end - start).days > 366:
-        raise Problem("validation-error", "`from` must not be after `to`, and the range at most 367 days")
+    errors = []
+    if start > end:
+        errors.append(
+            {"loc": ["query", "from"], "field": "from", "msg": "must not be after `to`", "type": "date_order"}
+        )
+    if (end - start).days > 366:
+        errors.append(
+            {"loc": ["query", "from"], "field": "from", "msg": "must be at most 367 days before `to`", "type": "range"}
+        )
+    if errors:
+        raise Problem("validation-error", validation_detail(errors), errors=errors)
     days = selectors.usage_daily(start=start, end=end)
     return {
         "from": start,

@@ -39,6 +39,22 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_RATE_LIMITED = 4429
 
+# The close frame's reason (at most 123 bytes): what a client developer reads in `event.reason`.
+CLOSE_REASONS = {
+    CLOSE_GOING_AWAY: "idle: no frame from the client for too long; send ping",
+    CLOSE_UNSUPPORTED: "binary frames are not supported: send JSON text",
+    CLOSE_TOO_BIG: "frame too big: at most 64 KiB",
+    CLOSE_MALFORMED: 'malformed frame before auth: the first frame must be {"type": "auth", ...}',
+    CLOSE_UNAUTHORIZED: "subscriber proof refused: check subscriber_hash or token against the signing secret",
+    CLOSE_FORBIDDEN: "publishable key revoked or expired",
+    CLOSE_AUTH_TIMEOUT: "no auth frame in time after connecting",
+    CLOSE_RATE_LIMITED: "rate limited: too many frames on this connection",
+}
+REASON_PROOF_EXPIRED = "subscriber token expired: send auth with a fresh token before exp"
+REASON_OTHER_SUBSCRIBER = "a later auth must name the same subscriber_id"
+REASON_KEY_REVOKED = "publishable key revoked"
+REASON_KEY_EXPIRED = "publishable key expired (it was rolled): use the new key"
+
 PONG = text_message({"type": "pong"})
 INBOX_ACTIONS = ("read", "unread", "archive")
 
@@ -194,13 +210,13 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         self.joined.clear()
         raise StopConsumer()
 
-    def close_socket(self, code: int) -> None:
-        """Close with `code` after the frames already queued."""
+    def close_socket(self, code: int, reason: str | None = None) -> None:
+        """Close with `code` and a short reason after the frames already queued."""
         if self.closing:
             return
         self.closing = True
         self.replay_buffer = None
-        self.push({"type": "websocket.close", "code": code})
+        self.push({"type": "websocket.close", "code": code, "reason": reason or CLOSE_REASONS.get(code, "")})
 
     def _idle_check(self) -> None:
         idle = float(settings.HERALD_WS_IDLE_TIMEOUT)
@@ -377,7 +393,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
     async def _reauth(self, subscriber_id: str, proof_hash: str | None, token: str | None) -> None:
         """A fresh proof for the same subscriber (a new token before `exp`); the key must still be live."""
         if subscriber_id != self.subscriber_id:
-            self.close_socket(CLOSE_UNAUTHORIZED)
+            self.close_socket(CLOSE_UNAUTHORIZED, REASON_OTHER_SUBSCRIBER)
             return
         self.authenticating = True
         try:
@@ -407,19 +423,21 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             self.expiry_timer = None
         if expires_at is not None:
             delay = max(0.0, expires_at.timestamp() - time.time())
-            self.expiry_timer = self.loop.call_later(delay, self.close_socket, CLOSE_UNAUTHORIZED)
+            self.expiry_timer = self.loop.call_later(delay, self.close_socket, CLOSE_UNAUTHORIZED, REASON_PROOF_EXPIRED)
 
     # --- hub callbacks ---------------------------------------------------------
 
     def key_revoked(self) -> None:
-        self.close_socket(CLOSE_FORBIDDEN)
+        self.close_socket(CLOSE_FORBIDDEN, REASON_KEY_REVOKED)
 
     def key_expires(self, at: float) -> None:
         if self.closing:
             return
         if self.key_timer is not None:
             self.key_timer.cancel()
-        self.key_timer = self.loop.call_later(max(0.0, at - time.time()), self.close_socket, CLOSE_FORBIDDEN)
+        self.key_timer = self.loop.call_later(
+            max(0.0, at - time.time()), self.close_socket, CLOSE_FORBIDDEN, REASON_KEY_EXPIRED
+        )
 
     def topic_change(self, topic: str, *, joined: bool) -> None:
         if self.closing:

@@ -4,7 +4,7 @@ Every function here takes the organisation and activates its schema itself
 (`with tenant_context(organization):`), because the consumer calls them
 through `database_sync_to_async`, which runs every consumer of a process on
 one shared thread and connection: a schema set by one call could otherwise be
-switched by another consumer before the next call (DESIGN.md, Tenancy).
+switched by another consumer before the next call (docs/architecture.md, tenancy rules).
 
 These are the reads the socket needs (missed items since a cursor, unread
 count) and tenant-activating wrappers over the inbox writes of
@@ -63,7 +63,7 @@ WHERE organization_id = %s AND (expires_at IS NULL OR expires_at > now()) ORDER 
 
 # The subscriber (created if new: no sequence value is taken when it exists), its topics, opt-outs and
 # unread count, and the organisation's latest sequence, in one statement: a reconnect storm authenticates
-# thousands of sockets, each on the process's one database thread (DESIGN.md, Real time).
+# thousands of sockets, each on the process's one database thread (docs/architecture.md, measured).
 SESSION_SQL = f"""
 WITH found AS (
     SELECT id FROM {T_SUBSCRIBER} WHERE external_id = %(external_id)s

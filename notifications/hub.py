@@ -2,8 +2,8 @@
 
 Herald keeps every public Channels piece: one consumer per socket,
 tenant-namespaced groups (notifications.groups), `group_send` on the channel
-layer. What it changes is the work per socket per message (DESIGN.md,
-"Measured"): instead of one channel-layer channel, one subscription and one
+layer. What it changes is the work per socket per message (docs/architecture.md,
+"the hub"): instead of one channel-layer channel, one subscription and one
 decode per socket, each process holds ONE channel and joins each group once,
 however many of its sockets belong to it. An event is decoded once, its frame
 is built once, and the same ASGI message is written to every local member.

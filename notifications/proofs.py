@@ -44,11 +44,13 @@ class SubscriberProof:
 
 
 def subscriber_id_valid(subscriber_id: object) -> bool:
-    """A subscriber id as the API takes them: 1-255 characters, no control characters, no `/`, no lone surrogates."""
+    """A subscriber id as the API takes them: 1-255 characters, not only spaces, no control characters, no `/`,
+    no lone surrogates."""
     return (
         isinstance(subscriber_id, str)
         and 0 < len(subscriber_id) <= SUBSCRIBER_ID_MAX_LENGTH
         and all(ch >= " " and ch not in "\x7f/" and not "\ud800" <= ch <= "\udfff" for ch in subscriber_id)
+        and subscriber_id.strip(" ") != ""
     )
 
 

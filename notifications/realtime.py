@@ -66,7 +66,7 @@ class _PublisherLoop:
     """One long-lived event loop for publishing from threads that have none.
 
     `async_to_sync` from a plain thread makes a new loop, and so a new Redis
-    connection, per call (7.1 ms against 1.5 ms, DESIGN.md "Measured").
+    connection, per call (7.1 ms against 1.5 ms, docs/architecture.md, measured).
     """
 
     def __init__(self) -> None:

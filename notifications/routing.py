@@ -3,27 +3,60 @@
 `/v1/ws?pk=<publishable key>`: the key resolves the organisation (through
 tenants.resolve, the one place requests find their tenant) and the `Origin`
 header must be on the key's allow-list. Anything else is refused before the
-socket is accepted: the HTTP handshake answers 403 and no socket exists. The
+socket is accepted: the HTTP handshake answers 403 with a problem document
+saying why, and no socket exists. A client that sends no `Origin` is not a
+browser and has no origin to check; its subscriber proof still is. The
 consumer gets the organisation explicitly in `scope["organization"]`; no
 tenant is ever activated on the shared connection for it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import parse_qs
 
+from herald.problems import PROBLEM_CONTENT_TYPE, Problem
 from notifications.consumers import InboxConsumer, db_call
 from tenants.models import Organization
 from tenants.origins import origin_allowed
 from tenants.resolve import ResolvedKey, api_key_resolve
 
 
-async def refuse_handshake(scope: Any, receive: Any, send: Any) -> None:
-    """Answer the handshake with 403: closing before accept refuses the upgrade."""
+async def refuse_handshake(scope: Any, receive: Any, send: Any, problem: Problem | None = None) -> None:
+    """Answer the handshake with 403 and a problem document saying why (browsers cannot read it; others can)."""
     await receive()  # websocket.connect
-    await send({"type": "websocket.close", "code": 4403})
+    problem = problem or Problem("not-found", "No WebSocket endpoint here: connect to /v1/ws?pk=<publishable key>")
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 4403})  # a server without the extension: a bare 403
+        return
+    # Every refusal is 403 on the handshake (the document's `type` says which); `status` agrees with it.
+    body = json.dumps({**problem.document(str(scope.get("path", ""))), "status": 403}).encode()
+    headers = [(b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "websocket.http.response.start", "status": 403, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+def handshake_problem(key: str, resolved: ResolvedKey | None, origin: str | None) -> Problem | None:
+    """Why a handshake with `?pk=key` from `origin` is refused, or None when it may proceed."""
+    if not key:
+        return Problem("authentication-required", "Give the publishable key in the URL: /v1/ws?pk=pk_live_...")
+    if key.startswith("sk_live_"):
+        return Problem(
+            "secret-key-not-allowed", "Sockets open with a publishable key (pk_live_...); never ship a secret key"
+        )
+    if resolved is None or resolved.kind != "publishable":
+        return Problem("invalid-api-key", "The publishable key in ?pk= is malformed, unknown, revoked or expired")
+    if origin is None:
+        return None  # not a browser: no Origin to check (the subscriber proof still is)
+    if not origin_allowed(origin, list(resolved.allowed_origins)):
+        return Problem(
+            "origin-not-allowed",
+            f"Origin {origin[:200]!r} is not on this publishable key's allowed origins; add it to the key "
+            "(herald create_key ... --origin) or connect from an allowed origin",
+        )
+    return None
 
 
 def _header(scope: Any, name: bytes) -> str | None:
@@ -41,24 +74,21 @@ class PublishableKeyMiddleware:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         inner = await self._scope_for(scope)
-        if inner is None:
-            await refuse_handshake(scope, receive, send)
+        if isinstance(inner, Problem):
+            await refuse_handshake(scope, receive, send, inner)
             return
         # Only `inner` stays referenced by this frame for the socket's life, not the key lookup's leftovers.
         await self.app(inner, receive, send)
 
-    async def _scope_for(self, scope: Any) -> dict[str, Any] | None:
-        """The consumer's scope with its organisation, or None to refuse the handshake."""
+    async def _scope_for(self, scope: Any) -> dict[str, Any] | Problem:
+        """The consumer's scope with its organisation, or the Problem that refuses the handshake."""
         query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
         keys = query.get("pk", [])
         key = keys[0] if len(keys) == 1 else ""
         resolved = await db_call(api_key_resolve, key) if key else None
-        if (
-            resolved is None
-            or resolved.kind != "publishable"
-            or not origin_allowed(_header(scope, b"origin"), list(resolved.allowed_origins))
-        ):
-            return None
+        problem = handshake_problem(key, resolved, _header(scope, b"origin"))
+        if problem is not None or resolved is None:
+            return problem or Problem("invalid-api-key")
         return {
             **scope,
             "organization": _organization(resolved),

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
+from herald.wording import pattern_describe
 from notifications.models import InboxItem, Message, Subscriber
 
 if TYPE_CHECKING:
@@ -66,9 +67,17 @@ def subscriber_payload(subscriber: Subscriber) -> dict[str, Any]:
     }
 
 
-SUBSCRIBER_ID_PATTERN = r"^[^\x00-\x1f\x7f/]{1,255}$"
-KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
-CATEGORY_PATTERN = r"^[A-Za-z0-9_.:-]{0,100}$"
+# Each pattern with its rule in words: validation errors show the words, never the regex (herald.wording).
+SUBSCRIBER_ID_PATTERN = pattern_describe(
+    r"^[^\x00-\x1f\x7f/]*[^\x00-\x20\x7f/][^\x00-\x1f\x7f/]*$",
+    "a subscriber id is 1-255 characters, not only spaces; `/` and control characters are not allowed",
+)
+KEY_PATTERN = pattern_describe(
+    r"^[A-Za-z0-9_.:-]{1,100}$", "may contain only letters, digits and `_` `.` `:` `-` (1-100 characters)"
+)
+CATEGORY_PATTERN = pattern_describe(
+    r"^[A-Za-z0-9_.:-]{0,100}$", "may contain only letters, digits and `_` `.` `:` `-` (up to 100 characters)"
+)
 MAX_DATA_BYTES = 32 * 1024
 
 SubscriberId = Annotated[str, Field(pattern=SUBSCRIBER_ID_PATTERN, min_length=1, max_length=255)]
@@ -199,9 +208,18 @@ class NotificationIn(Strict):
 
     @model_validator(mode="after")
     def _one_audience(self) -> NotificationIn:
-        given = [self.to is not None, self.topic is not None, self.broadcast is not None]
-        if sum(given) != 1:
-            raise ValueError("give exactly one audience: `to`, `topic` or `broadcast`")
+        given = [
+            name
+            for name, value in (("to", self.to), ("topic", self.topic), ("broadcast", self.broadcast))
+            if value is not None
+        ]
+        if not given:
+            raise ValueError("give an audience: one of `to` (subscriber ids), `topic` or `broadcast: true`")
+        if len(given) > 1:
+            raise ValueError(
+                f"give exactly one audience: this request gave {' and '.join(f'`{n}`' for n in given)}; "
+                "keep one of `to`, `topic` or `broadcast`"
+            )
         if self.broadcast is False:
             raise ValueError("`broadcast` must be true when given")
         return self

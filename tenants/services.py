@@ -193,10 +193,18 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor = None, ip: str | None = Non
 @transaction.atomic
 def api_key_roll(*, api_key: ApiKey, grace: timedelta, actor: Actor = None, ip: str | None = None) -> IssuedKey:
     """Issue a replacement key; the old one keeps working for `grace`, then expires."""
-    if api_key.revoked_at is not None:
-        raise ValidationError("a revoked key cannot be rolled", code="key_revoked")
     if grace < timedelta(0) or grace > timedelta(days=30):
         raise ValidationError("grace must be between 0 seconds and 30 days", code="invalid_grace")
+    api_key = ApiKey.objects.select_for_update(of=("self",)).select_related("rolled_to").get(pk=api_key.pk)
+    if api_key.revoked_at is not None:
+        raise ValidationError("a revoked key cannot be rolled", code="key_revoked")
+    if api_key.rolled_to is not None:
+        # A second roll would leave two live replacements of one key.
+        raise ValidationError(
+            f"key {api_key.prefix} was already rolled to {api_key.rolled_to.prefix}: "
+            f"roll {api_key.rolled_to.prefix} instead, or revoke it",
+            code="key_already_rolled",
+        )
     issued = api_key_create(
         organization=api_key.organization,
         kind=api_key.kind,  # type: ignore[arg-type]
@@ -235,7 +243,7 @@ def signing_secret_rotate(
 ) -> SigningSecret:
     """Issue a new subscriber signing secret; current ones stay valid for `overlap`."""
     if overlap < timedelta(0) or overlap > timedelta(days=30):
-        raise ValidationError("the overlap must be between 0 seconds and 30 days", code="invalid_grace")
+        raise ValidationError("grace must be between 0 seconds and 30 days", code="invalid_grace")
     audit_record(
         organization=organization,
         action=Audit.SIGNING_SECRET_ROTATED,
@@ -244,9 +252,10 @@ def signing_secret_rotate(
         data={"overlap_seconds": int(overlap.total_seconds())},
     )
     now = timezone.now()
-    SigningSecret.objects.filter(organization=organization).filter(expires_at__isnull=True).update(
-        expires_at=now + overlap
-    )
+    expires = now + overlap
+    # Secrets already in a grace period keep the earlier of their end and the new one.
+    SigningSecret.objects.filter(organization=organization, expires_at__isnull=True).update(expires_at=expires)
+    SigningSecret.objects.filter(organization=organization, expires_at__gt=expires).update(expires_at=expires)
     signing_secret = SigningSecret.objects.create(organization=organization, secret=_signing_secret())
     signing_secret_rotated.send(sender=SigningSecret, organization=organization, signing_secret=signing_secret)
     return signing_secret

@@ -260,7 +260,7 @@ async def quiet(recorder: Recorder, *, want: int, timeout: float, quiet_for: flo
 
 
 def payload(number: int) -> dict[str, Any]:
-    """A notification about the size Herald sends (~210-byte frames in DESIGN.md's figures)."""
+    """A notification about the size Herald sends (~210-byte frames, as measured in docs/architecture.md)."""
     return {
         "id": f"00000000-0000-4000-8000-{number:012d}",
         "seq": number,

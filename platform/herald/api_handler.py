@@ -1,7 +1,7 @@
 """Django's ASGI handler for the /v1 API, without the portal's middleware.
 
 The portal's middleware (sessions, CSRF, auth, messages, ...) is `MiddlewareMixin` middleware: under ASGI each
-one runs its hooks through `sync_to_async`, a hop to Django's one sync thread and back (DESIGN.md, Measured:
+one runs its hooks through `sync_to_async`, a hop to Django's one sync thread and back (docs/architecture.md, measured:
 ~3 ms a request), and every request of every organisation queues for that thread. The API needs none of it:
 keys, not sessions; no cookies, so no CSRF. This handler runs one native async middleware instead, which does
 what the API needs of Django's: the Host check (ALLOWED_HOSTS), the security headers, Content-Length.

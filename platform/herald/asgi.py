@@ -24,7 +24,7 @@ from notifications.routing import websocket_application  # noqa: E402
 
 # No AuthMiddlewareStack: sockets are widgets' (publishable key + subscriber
 # proof), not portal users', and session lookups would run on whatever schema
-# the shared connection last had (DESIGN.md, Measured).
+# the shared connection last had (docs/architecture.md, tenancy rules).
 application = ProtocolTypeRouter(
     {
         # /v1/: the front (keys, rate limits, body limit, problems), the send routes on the event loop with the

@@ -17,6 +17,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 
 from herald.problems import Problem, problem_response
+from herald.wording import json_error_detail, validation_message
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def json_parse(body: bytes) -> Any:
         # allow_nan=False: 1e400 parses as infinity, which PostgreSQL's json refuses.
         json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (UnicodeError, ValueError, RecursionError) as exc:
-        raise Problem("invalid-json", f"The request body is not valid JSON: {type(exc).__name__}") from None
+        raise Problem("invalid-json", json_error_detail(exc, body)) from None
     if "\\u0000" in text or "\x00" in text:
         raise Problem("invalid-json", "JSON strings must not contain NUL (\\u0000)")
     return data
@@ -77,15 +78,42 @@ def validation_errors(raw_errors: Any) -> list[dict[str, Any]]:
         if len(loc) >= 2 and loc[0] == "body":
             del loc[1]
         inner = loc[1:] if loc and loc[0] in _LOCATIONS else loc
+        location = str(loc[0]) if loc and loc[0] in _LOCATIONS else "body"
         errors.append(
             {
                 "loc": loc,
                 "field": ".".join(str(part) for part in inner) or (str(loc[0]) if loc else ""),
-                "msg": str(error.get("msg", "")),
+                # In words (herald.wording): no class names, regexes or "Value error," prefix.
+                "msg": validation_message(error, location=location, is_root=not inner),
                 "type": str(error.get("type", "")),
             }
         )
     return errors
+
+
+def validation_detail(errors: list[dict[str, Any]]) -> str | None:
+    """The `detail` of a validation-error problem: its first errors, each with the field it is about."""
+    parts = [e["msg"] if e["field"] in _LOCATIONS else f"{e['field']}: {e['msg']}" for e in errors[:5]]
+    if len(errors) > 5:
+        parts.append(f"and {len(errors) - 5} more (see `errors`)")
+    return "; ".join(parts) or None
+
+
+def unknown_query_refuse(given: set[str], declared: frozenset[str]) -> None:
+    """Raise Problem(validation-error) for each name in `given` not in `declared`, as for unknown body fields."""
+    unknown = sorted(given - declared)
+    if unknown:
+        errors = [
+            {
+                "loc": ["query", name],
+                "field": name,
+                "msg": "is not a query parameter of this endpoint"
+                + (f" (it takes {', '.join(f'`{n}`' for n in sorted(declared))})" if declared else ""),
+                "type": "extra_forbidden",
+            }
+            for name in unknown
+        ]
+        raise Problem("validation-error", validation_detail(errors), errors=errors)
 
 
 def register_error_handlers(api: NinjaAPI) -> None:
@@ -98,11 +126,16 @@ def register_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(NinjaValidationError)
     def _on_validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
         errors = validation_errors(exc.errors)
-        detail = "; ".join(f"{e['field'] or 'body'}: {e['msg']}" for e in errors[:5]) or None
-        return problem_response("validation-error", detail, instance=request.path, errors=errors)
+        return problem_response("validation-error", validation_detail(errors), instance=request.path, errors=errors)
 
     @api.exception_handler(HttpError)
     def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if exc.status_code == 400:
+            # django-ninja turns a parser's error into "Cannot parse request body": say what is wrong with it.
+            try:
+                json_body(request)
+            except Problem as problem:
+                return problem.response(request.path)
         slug = {400: "invalid-json", 401: "authentication-required", 404: "not-found", 405: "method-not-allowed"}.get(
             exc.status_code, "validation-error" if exc.status_code == 422 else "internal-error"
         )
@@ -121,7 +154,32 @@ def register_error_handlers(api: NinjaAPI) -> None:
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """handler404: a problem document under /v1/, Django's page elsewhere."""
     if request.path.startswith("/v1/"):
+        slash = _encoded_slash_problem(request)
+        if slash is not None:
+            return slash.response(request.path)
         return problem_response("not-found", "No such endpoint", instance=request.path)
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
+
+
+_SLASH_PARAMETERS = {"/v1/subscribers/": ("subscriber_id", "a subscriber id"), "/v1/topics/": ("key", "a topic key")}
+
+
+def _encoded_slash_problem(request: HttpRequest) -> Problem | None:
+    """A `%2F` in a subscriber id or topic key: the server decodes it to `/`, so no route matched; say why."""
+    raw_path = getattr(request, "scope", {}).get("raw_path") or b""
+    if b"%2f" not in raw_path.lower():
+        return None
+    for prefix, (field, what) in _SLASH_PARAMETERS.items():
+        if request.path.startswith(prefix):
+            errors = [
+                {
+                    "loc": ["path", field],
+                    "field": field,
+                    "msg": f"`/` is not allowed in {what} (it was sent as %2F); choose ids without `/`",
+                    "type": "string_pattern_mismatch",
+                }
+            ]
+            return Problem("validation-error", validation_detail(errors), errors=errors)
+    return None

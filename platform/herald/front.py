@@ -100,6 +100,7 @@ class FrontContext:
     rate: RateDecision | None = None  # that token's decision: its headers go on every answer
     touch: bool = False  # the key's last_used_at is due: whoever writes next writes it
     origin: str | None = None
+    query_string: bytes = b""
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -321,6 +322,7 @@ def _context(scope: dict[str, Any], headers: dict[str, str], **found: Any) -> Fr
         path=str(scope["path"]),
         headers=headers,
         origin=headers.get("origin"),
+        query_string=scope.get("query_string") or b"",
         **found,
     )
 

@@ -25,6 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
 
+from herald.errors import unknown_query_refuse
 from herald.front import (
     CORS_ALLOW_HEADERS,
     CORS_EXPOSE_HEADERS,
@@ -112,10 +113,27 @@ def _run_in_tenant(request: HttpRequest, key: ResolvedKey, run: Callable[[], Htt
         connection.set_schema_to_public()  # type: ignore[attr-defined]
 
 
+def declared_query_names(run: Callable[..., Any]) -> frozenset[str]:
+    """The query parameters a django-ninja operation declares (`run` is its bound `Operation.run`)."""
+    # django-ninja keeps one pydantic model per parameter source on the Operation; no public API lists them.
+    names: set[str] = set()
+    for model in getattr(getattr(run, "__self__", None), "models", ()):
+        if getattr(model, "__ninja_param_source__", None) == "query":
+            names.update(field.alias or name for name, field in model.model_fields.items())
+    return frozenset(names)
+
+
+def unknown_query_check(request: HttpRequest, declared: frozenset[str]) -> None:
+    """Raise Problem(validation-error) naming each query parameter the operation does not take."""
+    unknown_query_refuse(set(request.GET), declared)
+
+
 def secret_operation(*, idempotent: bool = False) -> Callable[..., Any]:
     """Wrap a server-API operation: secret key, rate limit, tenant schema, optional idempotency."""
 
     def decorate(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+        declared = declared_query_names(run)
+
         @wraps(run)
         def operation(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             decision = None
@@ -126,6 +144,7 @@ def secret_operation(*, idempotent: bool = False) -> Callable[..., Any]:
                     key = request_secret_key(request)
                     decision = _rate_limit(request, key)
                 request.herald_key = key  # type: ignore[attr-defined]
+                unknown_query_check(request, declared)
 
                 def call() -> HttpResponseBase:
                     if idempotent and request.method == "POST" and request.headers.get(IDEMPOTENCY_HEADER) is not None:
@@ -147,6 +166,8 @@ def secret_operation(*, idempotent: bool = False) -> Callable[..., Any]:
 def widget_operation(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Wrap a widget operation: publishable key, Origin allow-list, subscriber proof, rate limit, tenant schema."""
 
+    declared = declared_query_names(run) | {"pk"}  # `?pk=` may carry the publishable key
+
     @wraps(run)
     def operation(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         decision = None
@@ -156,6 +177,7 @@ def widget_operation(run: Callable[..., HttpResponseBase]) -> Callable[..., Http
             key, bearer_token = request_publishable_key(request)
             origin = origin_check(request, key)
             decision = _rate_limit(request, key)
+            unknown_query_check(request, declared)
             request.herald_subscriber_id = request_subscriber_proof(request, key, bearer_token)  # type: ignore[attr-defined]
             request.herald_key = key  # type: ignore[attr-defined]
             response = _run_in_tenant(request, key, lambda: run(request, *args, **kwargs))

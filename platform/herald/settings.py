@@ -113,7 +113,7 @@ CACHES = {
 # 14.6 us of server CPU per delivery (earlier 13.0 against 12.4). So PubSub.
 # Core (HERALD_CHANNEL_LAYER=core): every event for a process lands in that
 # process's ONE hub channel, so `capacity` is per process, not per socket: the
-# default 100 silently dropped events above ~1,800 msgs/s (DESIGN.md); 10,000
+# default 100 silently dropped events above ~1,800 msgs/s (docs/architecture.md, measured); 10,000
 # absorbs a burst of that size. `group_expiry` bounds how long a crashed
 # process's hub stays in a group; the hub re-adds its groups every
 # group_expiry/4, so live members never expire.

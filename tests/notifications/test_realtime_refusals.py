@@ -49,7 +49,6 @@ async def test_wrong_origin_unknown_or_secret_key_and_other_paths_are_refused_be
     assert await handshake_status(url, "http://evil.test") == 403
     assert await handshake_status(url, "https://app.acme.test") == 403  # scheme differs
     assert await handshake_status(url, "http://app.acme.test:8080") == 403  # port differs
-    assert await handshake_status(url, None) == 403
     assert await handshake_status(ws_url(herald_server, key=acme.secret_key), "http://app.acme.test") == 403
     assert await handshake_status(ws_url(herald_server, key="pk_live_" + "A" * 28), "http://app.acme.test") == 403
     assert await handshake_status(ws_url(herald_server, key=""), "http://app.acme.test") == 403

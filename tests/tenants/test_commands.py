@@ -28,7 +28,7 @@ def test_create_organization_provisions_schema_and_signing_secret() -> None:
     lines = run("create_organization", slug, "--name", "Command Co")
     organization = Organization.objects.get(slug=slug)
     assert organization.name == "Command Co"
-    assert organization.schema_name in lines[-1]
+    assert organization.schema_name in lines[-2]
     assert SigningSecret.objects.filter(organization=organization).count() == 1
     run("create_organization", slug)  # idempotent for an unowned slug
     assert Organization.objects.filter(slug=slug).count() == 1

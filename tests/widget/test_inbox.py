@@ -138,7 +138,7 @@ def test_a_wrong_subscriber_hash_shows_an_error_not_an_inbox(
     inbox.open_panel()
     error = page.locator("herald-inbox [part=error]")
     assert error.is_visible()
-    assert error.text_content() == "Notifications could not be loaded."
+    assert error.text_content() == "Notifications could not be loaded: the sign-in was refused."
     assert inbox.items() == []
     assert inbox.badge() is None
     assert "salary" not in page.locator("herald-inbox").evaluate("el => el.shadowRoot.textContent")

@@ -21,6 +21,9 @@ const locales = {
     empty: 'No notifications yet',
     offline: 'Connection lost. Reconnecting…',
     error: 'Notifications could not be loaded.',
+    errorOrigin: 'Notifications are not enabled for this site (origin not allowed).',
+    errorProof: 'Notifications could not be loaded: the sign-in was refused.',
+    errorKey: 'Notifications could not be loaded: the key was revoked or has expired.',
     fresh: 'New notification: {title}',
     unread: 'Unread',
   },
@@ -36,6 +39,9 @@ const locales = {
     empty: 'Noch keine Benachrichtigungen',
     offline: 'Verbindung unterbrochen. Neuer Versuch…',
     error: 'Benachrichtigungen konnten nicht geladen werden.',
+    errorOrigin: 'Benachrichtigungen sind für diese Website nicht freigegeben (Origin nicht erlaubt).',
+    errorProof: 'Benachrichtigungen konnten nicht geladen werden: Anmeldung abgelehnt.',
+    errorKey: 'Benachrichtigungen konnten nicht geladen werden: Schlüssel widerrufen oder abgelaufen.',
     fresh: 'Neue Benachrichtigung: {title}',
     unread: 'Ungelesen',
   },
@@ -51,10 +57,15 @@ const locales = {
     empty: 'Aucune notification',
     offline: 'Connexion perdue. Reconnexion…',
     error: 'Impossible de charger les notifications.',
+    errorOrigin: 'Les notifications ne sont pas activées pour ce site (origine non autorisée).',
+    errorProof: 'Impossible de charger les notifications : connexion refusée.',
+    errorKey: 'Impossible de charger les notifications : clé révoquée ou expirée.',
     fresh: 'Nouvelle notification : {title}',
     unread: 'Non lu',
   },
 };
+
+const WHY = { origin: 'errorOrigin', proof: 'errorProof', key: 'errorKey' };
 
 const DARK =
   '--herald-bg:#161b22;--herald-fg:#e6edf3;--herald-muted:#9ea7b3;--herald-border:#3d444d;' +
@@ -323,6 +334,7 @@ export class HeraldInbox extends HTMLElement {
       this._cursor = this._next = this._token = this._loading = null;
       this._gen = (this._gen || 0) + 1;
       this._loaded = this._dead = this._retried = false;
+      this._why = null;
       this._tries = 0;
       this._st = 'idle';
       this._setUnread(0);
@@ -367,7 +379,7 @@ export class HeraldInbox extends HTMLElement {
     this._more.textContent = s.more;
     this._empty.textContent = s.empty;
     if (!this._status.hidden) this._status.textContent = s.offline;
-    if (!this._error.hidden) this._error.textContent = s.error;
+    if (!this._error.hidden) this._error.textContent = this._why ? s[WHY[this._why]] || s.error : s.error;
     for (const { item, li } of this._items.values()) this._paint(item, li);
     this._setUnread(this._unread);
   }
@@ -429,20 +441,37 @@ export class HeraldInbox extends HTMLElement {
     return headers;
   }
 
-  async _fetch(path, method = 'GET') {
-    const response = await fetch(this._server() + path, {
-      method,
-      headers: await this._headers(),
-      mode: 'cors',
-      credentials: 'omit',
-      keepalive: method !== 'GET',
-    });
+  async _fetch(path, method = 'GET', again = false) {
+    let response;
+    try {
+      response = await fetch(this._server() + path, {
+        method,
+        headers: await this._headers(),
+        mode: 'cors',
+        credentials: 'omit',
+        keepalive: method !== 'GET',
+      });
+    } catch (error) {
+      // A page cannot read why a CORS request failed. Herald serves this script to every origin: if it
+      // answers and the request fails again, Herald is up and refused this page's origin (or the key).
+      if (await this._reachable()) {
+        if (!again) return this._fetch(path, method, true);
+        this._fail('origin');
+      }
+      throw error;
+    }
     if (response.status === 401 || response.status === 403) {
-      this._fail();
+      const problem = await response.json().catch(() => ({}));
+      this._fail(/origin-not-allowed$/.test(problem.type || '') ? 'origin' : 'proof');
       throw new Error('refused');
     }
     if (!response.ok) throw new Error(String(response.status));
     return response.status === 204 ? null : response.json();
+  }
+
+  _reachable() {
+    const probe = { method: 'HEAD', mode: 'cors', credentials: 'omit', cache: 'no-store' };
+    return fetch(this._server() + '/widget/v1/herald.js', probe).then((r) => r.ok, () => false);
   }
 
   _post(path) {
@@ -522,7 +551,7 @@ export class HeraldInbox extends HTMLElement {
         if (this._provider && event.code === 4401 && !this._retried) {
           this._retried = true;
           this._token = null;
-        } else return this._fail();
+        } else return this._fail(event.code === 4401 ? 'proof' : 'key');
       }
       this._st = 'offline';
       this._note(this._status, this.strings.offline);
@@ -598,17 +627,35 @@ export class HeraldInbox extends HTMLElement {
     }
   }
 
-  _fail() {
+  /* A refusal that no retry can fix: a terminal `error` state, a message saying which, and the fix in the console. */
+  _fail(why) {
+    if (this._dead) return;
     this._dead = true;
+    this._why = why;
     this._st = 'error';
     this._stop();
     this._items.clear();
     this._list.replaceChildren();
     this._setUnread(0);
     this._note(this._status, '');
-    this._note(this._error, this.strings.error);
+    this._note(this._error, this.strings[WHY[why]]);
     this._render();
-    this._emit('herald:error', { reason: 'unauthorized' });
+    const key = this._key_().slice(0, 16) + '…';
+    console.warn(
+      'Herald: ' +
+        {
+          origin:
+            `this page's origin ${location.origin} is not allowed for publishable key ${key}: add it to the ` +
+            `key's allowed origins (herald create_key SLUG --kind publishable --origin ${location.origin}), ` +
+            'or check the publishable-key attribute',
+          proof:
+            `the subscriber proof for "${this._sid()}" was refused: subscriber-hash must be ` +
+            "hex(HMAC-SHA256(signing secret, subscriber-id)) with your organisation's signing secret " +
+            '(herald show_signing_secret SLUG); a token needs sub = the subscriber id and a future exp',
+          key: `publishable key ${key} was revoked or has expired: use a live one (herald list_keys SLUG)`,
+        }[why],
+    );
+    this._emit('herald:error', { reason: why });
   }
 
   /* ---- items ----------------------------------------------------------------- */
