@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from herald.problems import Problem
-from notifications.models import InboxItem, Message, Preference, Subscriber, Topic
+from notifications.models import InboxItem, Message, Preference, Subscriber, Topic, TopicSubscription
 
 T = TypeVar("T")
 
@@ -185,3 +185,34 @@ def usage_daily(*, start: date, end: date) -> list[dict[str, Any]]:
             [start, end, start, end],
         )
         return [{"date": row[0], "messages": int(row[1]), "notifications": int(row[2])} for row in cursor.fetchall()]
+
+
+# --- topics with their subscriber counts -----------------------------------------------------
+
+
+def _topics_counted() -> Any:
+    return Topic.objects.annotate(subscriber_count=Count("subscriptions")).order_by("id")
+
+
+def topic_get_counted(*, key: str) -> Topic | None:
+    """A topic with `subscriber_count` (one query)."""
+    return _topics_counted().filter(key=key).first()  # type: ignore[no-any-return]
+
+
+def topics_page(*, cursor: str | None, limit: int) -> Page[Topic]:
+    """Topics in creation order, each with `subscriber_count` (one query)."""
+    after = cursor_decode("topics", cursor)
+    queryset = _topics_counted()
+    if after is not None:
+        queryset = queryset.filter(id__gt=after)
+    return _page(list(queryset[: limit + 1]), limit, "topics", lambda t: t.pk)
+
+
+def subscriber_topics_page(*, subscriber_pk: int, cursor: str | None, limit: int) -> Page[Topic]:
+    """The topics a subscriber is in, in topic order, each with `subscriber_count` (one query)."""
+    after = cursor_decode("subscriber-topics", cursor)
+    member_of = TopicSubscription.objects.filter(subscriber_id=subscriber_pk).values("topic_id")
+    queryset = _topics_counted().filter(id__in=member_of)
+    if after is not None:
+        queryset = queryset.filter(id__gt=after)
+    return _page(list(queryset[: limit + 1]), limit, "subscriber-topics", lambda t: t.pk)
