@@ -8,6 +8,7 @@ authenticated the request and activated its organisation's schema.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -619,8 +620,6 @@ def _subscriber_pk_or_404(subscriber_id: str) -> int:
 
 
 def _server_mark(request: HttpRequest, subscriber_id: str, message_id: str, action: str) -> dict[str, Any]:
-    import uuid
-
     pk = _subscriber_pk_or_404(subscriber_id)
     try:
         message_uuid = uuid.UUID(message_id)
