@@ -10,11 +10,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint install bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+# The Python client (clients/python) is its own package, installed beside Herald: its tests (tests/clients) run in make test.
+$(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Herald needs Python 3.11 or 3.12 on PATH (python3.11, python3.12 or python3)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e clients/python
 	touch $(STAMP)
 
 install: $(STAMP)

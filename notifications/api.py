@@ -9,6 +9,7 @@ through the send engine (notifications.sending), here and in notifications.lean.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -47,8 +48,10 @@ from notifications.schemas import (
     SubscriberPage,
     TokenIn,
     TokenOut,
+    TopicDetailOut,
     TopicIn,
     TopicOut,
+    TopicPage,
     TopicSubscribersAdded,
     TopicSubscribersIn,
     UnreadCount,
@@ -62,6 +65,7 @@ SubscriberIdPath = Annotated[str, Path(pattern=SUBSCRIBER_ID_PATTERN, min_length
 TopicKeyPath = Annotated[str, Path(pattern=KEY_PATTERN, min_length=1, max_length=100)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 CursorParam = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")]
+MessageIdPath = Annotated[str, Path(max_length=64, description="the notification's (message's) id")]
 
 secret = Router(auth=SecretKey(), tags=["server"])
 widget = Router(auth=PublishableKey(), tags=["widget"])
@@ -331,6 +335,167 @@ def usage(
     }
 
 
+# --- server API: a subscriber's inbox and preferences, topic reads and deletion ----------------
+# The same services as the widget routes below, so a subscriber's open sockets and tabs follow the change.
+
+
+def _topic_out(topic: Any) -> dict[str, Any]:
+    return {
+        "key": topic.key,
+        "name": topic.name,
+        "created_at": topic.created_at,
+        "subscriber_count": topic.subscriber_count,
+    }
+
+
+def _subscriber_pk_or_404(subscriber_id: str) -> int:
+    pk = selectors.subscriber_pk(external_id=subscriber_id)
+    if pk is None:
+        raise Problem("not-found", "No such subscriber")
+    return pk
+
+
+def _server_mark(request: HttpRequest, subscriber_id: str, message_id: str, action: str) -> dict[str, Any]:
+    pk = _subscriber_pk_or_404(subscriber_id)
+    try:
+        message_uuid = uuid.UUID(message_id)
+    except ValueError:
+        raise Problem("not-found", "No such notification in this inbox") from None
+    item = services.inbox_item_mark(
+        organization_id=_key(request).organization_id, subscriber_pk=pk, message_id=message_uuid, action=action
+    )
+    return inbox_item_dict(item)
+
+
+_SERVER_MARKS = {
+    "read": "Mark a subscriber's notification read",
+    "unread": "Mark a subscriber's notification unread",
+    "archive": "Archive a subscriber's notification",
+    "unarchive": "Unarchive a subscriber's notification",
+}
+
+
+@secret.post(
+    "/subscribers/{subscriber_id}/notifications/{message_id}/read", response=InboxItemOut, summary=_SERVER_MARKS["read"]
+)
+@decorate_view(secret_operation(idempotent=True))
+def subscriber_notification_read(
+    request: HttpRequest, subscriber_id: SubscriberIdPath, message_id: MessageIdPath
+) -> dict[str, Any]:
+    """Also marks it seen. The subscriber's open widgets update at once."""
+    return _server_mark(request, subscriber_id, message_id, "read")
+
+
+@secret.post(
+    "/subscribers/{subscriber_id}/notifications/{message_id}/unread",
+    response=InboxItemOut,
+    summary=_SERVER_MARKS["unread"],
+)
+@decorate_view(secret_operation(idempotent=True))
+def subscriber_notification_unread(
+    request: HttpRequest, subscriber_id: SubscriberIdPath, message_id: MessageIdPath
+) -> dict[str, Any]:
+    return _server_mark(request, subscriber_id, message_id, "unread")
+
+
+@secret.post(
+    "/subscribers/{subscriber_id}/notifications/{message_id}/archive",
+    response=InboxItemOut,
+    summary=_SERVER_MARKS["archive"],
+)
+@decorate_view(secret_operation(idempotent=True))
+def subscriber_notification_archive(
+    request: HttpRequest, subscriber_id: SubscriberIdPath, message_id: MessageIdPath
+) -> dict[str, Any]:
+    return _server_mark(request, subscriber_id, message_id, "archive")
+
+
+@secret.post(
+    "/subscribers/{subscriber_id}/notifications/{message_id}/unarchive",
+    response=InboxItemOut,
+    summary=_SERVER_MARKS["unarchive"],
+)
+@decorate_view(secret_operation(idempotent=True))
+def subscriber_notification_unarchive(
+    request: HttpRequest, subscriber_id: SubscriberIdPath, message_id: MessageIdPath
+) -> dict[str, Any]:
+    return _server_mark(request, subscriber_id, message_id, "unarchive")
+
+
+@secret.post(
+    "/subscribers/{subscriber_id}/notifications/read-all",
+    response=ReadAllOut,
+    summary="Mark all of a subscriber's notifications read",
+)
+@decorate_view(secret_operation(idempotent=True))
+def subscriber_notifications_read_all(request: HttpRequest, subscriber_id: SubscriberIdPath) -> dict[str, Any]:
+    pk = _subscriber_pk_or_404(subscriber_id)
+    marked = services.inbox_read_all(organization_id=_key(request).organization_id, subscriber_pk=pk)
+    return {"marked": marked, "unread_count": selectors.unread_count(subscriber_pk=pk)}
+
+
+@secret.get(
+    "/subscribers/{subscriber_id}/preferences",
+    response=PreferencesOut,
+    summary="A subscriber's category preferences",
+)
+@decorate_view(secret_operation())
+def subscriber_preferences_get(request: HttpRequest, subscriber_id: SubscriberIdPath) -> dict[str, Any]:
+    return {"categories": selectors.preferences_get(subscriber_pk=_subscriber_pk_or_404(subscriber_id))}
+
+
+@secret.put(
+    "/subscribers/{subscriber_id}/preferences",
+    response=PreferencesOut,
+    summary="Opt a subscriber in or out of categories",
+)
+@decorate_view(secret_operation())
+def subscriber_preferences_put(
+    request: HttpRequest, subscriber_id: SubscriberIdPath, payload: PreferencesIn
+) -> dict[str, Any]:
+    """Categories listed are set; others keep their state. An unknown subscriber is created, as with PUT."""
+    categories = services.preferences_set(
+        organization_id=_key(request).organization_id, external_id=subscriber_id, categories=payload.categories
+    )
+    return {"categories": categories}
+
+
+@secret.get("/subscribers/{subscriber_id}/topics", response=TopicPage, summary="List a subscriber's topics")
+@decorate_view(secret_operation())
+def subscriber_topics_list(
+    request: HttpRequest, subscriber_id: SubscriberIdPath, limit: Limit = 50, cursor: CursorParam = None
+) -> dict[str, Any]:
+    page = selectors.subscriber_topics_page(
+        subscriber_pk=_subscriber_pk_or_404(subscriber_id), cursor=cursor, limit=limit
+    )
+    return _page_out(page, _topic_out)
+
+
+@secret.get("/topics", response=TopicPage, summary="List topics")
+@decorate_view(secret_operation())
+def topics_list(request: HttpRequest, limit: Limit = 50, cursor: CursorParam = None) -> dict[str, Any]:
+    """In creation order, each with its subscriber count."""
+    return _page_out(selectors.topics_page(cursor=cursor, limit=limit), _topic_out)
+
+
+@secret.get("/topics/{key}", response=TopicDetailOut, summary="Get a topic")
+@decorate_view(secret_operation())
+def topic_get(request: HttpRequest, key: TopicKeyPath) -> dict[str, Any]:
+    topic = selectors.topic_get_counted(key=key)
+    if topic is None:
+        raise Problem("not-found", f"No topic {key!r}")
+    return _topic_out(topic)
+
+
+@secret.delete("/topics/{key}", response={204: None}, summary="Delete a topic")
+@decorate_view(secret_operation())
+def topic_delete(request: HttpRequest, key: TopicKeyPath) -> Status[None]:
+    """Its subscribers leave it (they are not erased); messages already sent stay in their inboxes."""
+    if not services.topic_delete(organization_id=_key(request).organization_id, key=key):
+        raise Problem("not-found", f"No topic {key!r}")
+    return Status(204, None)
+
+
 # --- widget API -------------------------------------------------------------------------------
 
 
@@ -379,9 +544,6 @@ def _mark(request: HttpRequest, message_id: str, action: str) -> dict[str, Any]:
         organization_id=_key(request).organization_id, subscriber_pk=pk, message_id=message_uuid, action=action
     )
     return inbox_item_dict(item)
-
-
-MessageIdPath = Annotated[str, Path(max_length=64, description="the notification's (message's) id")]
 
 
 @widget.post("/inbox/notifications/{message_id}/read", response=InboxItemOut, summary="Mark read")

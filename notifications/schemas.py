@@ -381,3 +381,19 @@ class PreferencesIn(Strict):
 
 class PreferencesOut(Out):
     categories: dict[str, bool]
+
+
+# --- schemas of the server-side inbox actions and topic reads --------------------------------
+
+
+class TopicDetailOut(Out):
+    key: str
+    name: str
+    created_at: datetime
+    subscriber_count: int = Field(..., description="subscribers in the topic now")
+
+
+class TopicPage(Out):
+    items: list[TopicDetailOut]
+    next_cursor: str | None
+    has_more: bool

@@ -19,7 +19,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Window
 from django.db.models.functions import RowNumber
 
 from herald.problems import Problem
-from notifications.models import InboxItem, Message, Preference, Subscriber, Topic
+from notifications.models import InboxItem, Message, Preference, Subscriber, Topic, TopicSubscription
 
 T = TypeVar("T")
 
@@ -312,3 +312,34 @@ def subscribers_search(*, query: str, cursor: str | None, limit: int) -> Page[Su
 def subscriber_topics(*, subscriber_pk: int) -> list[Topic]:
     """The topics a subscriber belongs to, by key (one query)."""
     return list(Topic.objects.filter(subscriptions__subscriber_id=subscriber_pk).order_by("key"))
+
+
+# --- topics with their subscriber counts -----------------------------------------------------
+
+
+def _topics_counted() -> Any:
+    return Topic.objects.annotate(subscriber_count=Count("subscriptions")).order_by("id")
+
+
+def topic_get_counted(*, key: str) -> Topic | None:
+    """A topic with `subscriber_count` (one query)."""
+    return _topics_counted().filter(key=key).first()  # type: ignore[no-any-return]
+
+
+def topics_page(*, cursor: str | None, limit: int) -> Page[Topic]:
+    """Topics in creation order, each with `subscriber_count` (one query)."""
+    after = cursor_decode("topics", cursor)
+    queryset = _topics_counted()
+    if after is not None:
+        queryset = queryset.filter(id__gt=after)
+    return _page(list(queryset[: limit + 1]), limit, "topics", lambda t: t.pk)
+
+
+def subscriber_topics_page(*, subscriber_pk: int, cursor: str | None, limit: int) -> Page[Topic]:
+    """The topics a subscriber is in, in topic order, each with `subscriber_count` (one query)."""
+    after = cursor_decode("subscriber-topics", cursor)
+    member_of = TopicSubscription.objects.filter(subscriber_id=subscriber_pk).values("topic_id")
+    queryset = _topics_counted().filter(id__in=member_of)
+    if after is not None:
+        queryset = queryset.filter(id__gt=after)
+    return _page(list(queryset[: limit + 1]), limit, "subscriber-topics", lambda t: t.pk)

@@ -138,6 +138,22 @@ def topic_subscriber_remove(*, organization_id: int, topic: Topic, external_id: 
     return bool(removed)
 
 
+@transaction.atomic
+def topic_delete(*, organization_id: int, key: str) -> bool:
+    """Delete a topic and its memberships (sent messages stay, without their topic); False if unknown."""
+    topic = Topic.objects.select_for_update().filter(key=key).first()
+    if topic is None:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {T_TOPICSUB} WHERE topic_id = %s RETURNING subscriber_id", [topic.pk])
+        removed = [row[0] for row in cursor.fetchall()]
+        cursor.execute(f"UPDATE {T_MESSAGE} SET topic_id = NULL WHERE topic_id = %s", [topic.pk])
+        cursor.execute(f"DELETE FROM {T_TOPIC} WHERE id = %s", [topic.pk])
+    # Live sockets of its members leave the topic's group without reconnecting.
+    publish_topic_membership_after_commit(organization_id=organization_id, topic_pk=topic.pk, removed=removed)
+    return True
+
+
 # --- inbox (widget) ------------------------------------------------------------------------
 
 
@@ -147,7 +163,7 @@ def _unread_count(subscriber_pk: int) -> int:
 
 @transaction.atomic
 def inbox_item_mark(*, organization_id: int, subscriber_pk: int, message_id: uuid.UUID, action: str) -> InboxItem:
-    """Mark one inbox item `read`, `unread` or `archive`; publishes the change to the subscriber's sockets."""
+    """Mark one inbox item `read`, `unread`, `archive` or `unarchive`; publishes the change to its sockets."""
     item = (
         InboxItem.objects.select_for_update(of=("self",))
         .select_related("message")
@@ -170,7 +186,10 @@ def inbox_item_mark(*, organization_id: int, subscriber_pk: int, message_id: uui
     elif action == "archive" and item.archived_at is None:
         item.archived_at = now
         changed.append("archived_at")
-    elif action not in ("read", "unread", "archive"):
+    elif action == "unarchive" and item.archived_at is not None:
+        item.archived_at = None
+        changed.append("archived_at")
+    elif action not in ("read", "unread", "archive", "unarchive"):
         raise ValueError(f"unknown inbox action {action!r}")
     if changed:
         item.save(update_fields=changed)

@@ -89,3 +89,25 @@ def test_schemathesis_finds_no_server_error_or_schema_contradiction(
         }
     result = _fuzz(herald_server, tag, headers, tmp_path)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
+
+
+def test_openapi_documents_server_inbox_actions_and_topic_reads(herald_server: HeraldServer) -> None:
+    paths = httpx.get(herald_server.url + "/v1/openapi.json", timeout=10).json()["paths"]
+    item = "/v1/subscribers/{subscriber_id}/notifications/{message_id}/"
+    expected = {
+        **{item + action: "post" for action in ("read", "unread", "archive", "unarchive")},
+        "/v1/subscribers/{subscriber_id}/notifications/read-all": "post",
+        "/v1/subscribers/{subscriber_id}/preferences": "get put",
+        "/v1/subscribers/{subscriber_id}/topics": "get",
+        "/v1/topics": "get",
+        "/v1/topics/{key}": "get put delete",
+    }
+    for path, methods in expected.items():
+        assert path in paths, path
+        for method in methods.split():
+            operation = paths[path][method]
+            assert operation["security"] == [{"SecretKey": []}], (path, method)
+            assert {"401", "404" if "{" in path else "429"} <= set(operation["responses"]), (path, method)
+    topic = paths["/v1/topics"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert topic["$ref"].endswith("/TopicPage")
+    assert {p["name"] for p in paths["/v1/topics"]["get"]["parameters"]} == {"limit", "cursor"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifications.models import InboxItem, Message, Subscriber, Topic, TopicSubscription
+from notifications.models import InboxItem, Message, Preference, Subscriber, Topic, TopicSubscription
 from tests.conftest import Org
 from tests.notifications.api_support import problem_type, server_api, widget_api
 
@@ -25,7 +25,7 @@ def _acme_unchanged(acme: Org, message: str) -> None:
         assert Topic.objects.filter(key="acme-topic").exists()
         assert TopicSubscription.objects.count() == 1
         assert Message.objects.count() == 1
-        assert InboxItem.objects.filter(message_id=message, read_at__isnull=True).count() == 1
+        assert InboxItem.objects.filter(message_id=message, read_at__isnull=True, archived_at__isnull=True).count() == 1
 
 
 @pytest.mark.parametrize(
@@ -40,6 +40,15 @@ def _acme_unchanged(acme: Org, message: str) -> None:
         ("DELETE", "/v1/topics/acme-topic/subscribers/acme-user", None),
         ("POST", "/v1/notifications", {"topic": "acme-topic", "title": "x"}),
         ("GET", "/v1/messages/{message}", None),
+        ("POST", "/v1/subscribers/acme-user/notifications/{message}/read", None),
+        ("POST", "/v1/subscribers/acme-user/notifications/{message}/unread", None),
+        ("POST", "/v1/subscribers/acme-user/notifications/{message}/archive", None),
+        ("POST", "/v1/subscribers/acme-user/notifications/{message}/unarchive", None),
+        ("POST", "/v1/subscribers/acme-user/notifications/read-all", None),
+        ("GET", "/v1/subscribers/acme-user/preferences", None),
+        ("GET", "/v1/subscribers/acme-user/topics", None),
+        ("GET", "/v1/topics/acme-topic", None),
+        ("DELETE", "/v1/topics/acme-topic", None),
     ],
 )
 def test_other_organisations_key_gets_404(
@@ -56,6 +65,7 @@ def test_other_organisations_lists_and_usage_show_none_of_acme(
 ) -> None:
     api = server_api(globex)
     assert api.get("/v1/subscribers").json()["items"] == []
+    assert api.get("/v1/topics").json()["items"] == []
     usage = api.get("/v1/usage").json()
     assert usage["messages"] == 0 and usage["notifications"] == 0
     # Writing under the same ids creates globex's own rows, never touches acme's.
@@ -63,9 +73,14 @@ def test_other_organisations_lists_and_usage_show_none_of_acme(
     assert api.put("/v1/topics/acme-topic", {"name": "Globex's"}).status_code == 200
     sent = api.post("/v1/notifications", {"to": ["acme-user"], "title": "globex"})
     assert sent.status_code == 202 and sent.json()["seq"] == 1
+    # Preferences set for the same id are globex's subscriber's; acme's stays without any.
+    assert api.put("/v1/subscribers/acme-user/preferences", {"categories": {"promo": False}}).status_code == 200
+    assert [t["key"] for t in api.get("/v1/subscribers/acme-user/topics").json()["items"]] == []
     _acme_unchanged(acme, acme_data["message"])
     with globex.activate():
         assert Subscriber.objects.get(external_id="acme-user").name == "Globex's"
+    with acme.activate():
+        assert not Preference.objects.exists()
 
 
 def test_other_organisations_batch_cannot_reach_acme_topics(acme: Org, globex: Org, acme_data: dict[str, str]) -> None:
