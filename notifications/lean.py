@@ -2,10 +2,10 @@
 
 Sending is Herald's hot path (docs/architecture.md, "the lean send path"): Django's ASGI handler, its
 middleware and an ORM call through `sync_to_async` cost several milliseconds a request. So in the server
-these two routes are served here, before Django: the front has checked the body limit, resolved the key and taken its token;
-this parses and validates the body with the API's own models (notifications.api), reads the
-Idempotency-Key, and hands the send to the engine (notifications.sending), with or without a key.
-The Django views of the same routes do the same for Django alone (the test client, say).
+these two routes are served here, before Django: the front has checked the body limit, resolved the key
+and taken its token; this parses and validates the body with the API's own models (notifications.schemas),
+reads the Idempotency-Key, and hands the send to the engine (notifications.sending), with or without a
+key. The Django views of the same routes do the same for Django alone (the test client, say).
 """
 
 from __future__ import annotations
