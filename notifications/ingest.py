@@ -48,8 +48,10 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
+from herald import metrics
 from herald.api import CORS_EXPOSE_HEADERS, MAX_BODY_BYTES, json_parse, validation_errors
 from herald.api_handler import SECURITY_HEADERS
+from herald.logs import log_organization
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
 from notifications.services import (
     SEND_SQL,
@@ -124,6 +126,7 @@ class _Database:
 
 
 _database = _Database()
+metrics.database_pool_watch("send", lambda: _database.pool)
 
 
 # --- group commit -------------------------------------------------------------------------
@@ -337,6 +340,7 @@ async def _flush(key: ResolvedKey, group: list[_Pending]) -> None:
             for _ in range(send_at):
                 cursor.nextset()
             sent = send_results(prepared, drafts, topic_pks, await cursor.fetchall())
+    metrics.group_commit(len(group), accepted=len(sent))
     # Committed: answer every sender, then publish (a hint; clients recover by cursor).
     for pending, message in zip(ready, sent, strict=True):
         pending.future.set_result(message.result)
@@ -397,6 +401,7 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
         raise Problem("invalid-api-key")
     if resolved.expires_at is not None and resolved.expires_at <= timezone.now():
         raise Problem("invalid-api-key")
+    log_organization(resolved.organization_id)
     return resolved
 
 

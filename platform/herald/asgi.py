@@ -18,6 +18,8 @@ api_application = ApiHandler()  # /v1/: the same views, without the portal's mid
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from herald import metrics  # noqa: E402
+from herald.logs import request_logging  # noqa: E402
 from notifications.ingest import lean_http  # noqa: E402
 from notifications.routing import websocket_application  # noqa: E402
 
@@ -28,10 +30,11 @@ application = ProtocolTypeRouter(
     {
         # /v1/: keys and rate limits at the front, POST /v1/notifications on a lean path with group commit, the
         # rest through Django without the portal's middleware. Everything else: Django as configured.
-        "http": lean_http(django_application, api_application),
-        "websocket": websocket_application,
+        "http": request_logging(lean_http(django_application, api_application)),
+        "websocket": request_logging(websocket_application),
     }
 )
+metrics.process_start()
 
 if settings.HERALD_GC_FREEZE:
     # Everything imported so far (Django, the apps, their modules) lives as long as the process: move it out

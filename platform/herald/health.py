@@ -7,9 +7,17 @@ import asyncio
 import psycopg
 import redis.asyncio as aioredis
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from herald.metrics import metrics_text
 
 PROBE_TIMEOUT = 2.0
+
+
+async def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition of herald.metrics (every worker's, with several)."""
+    body, content_type = await asyncio.to_thread(metrics_text)
+    return HttpResponse(body, content_type=content_type)
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
