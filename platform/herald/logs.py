@@ -113,6 +113,9 @@ def request_logging(app: ASGIApp) -> ASGIApp:
             return
         request_id = _request_id(scope)
         context: dict[str, Any] = {"request_id": request_id, "path": scope.get("path") or "/"}
+        client = scope.get("client")
+        if client:
+            context["client"] = client[0]  # the proxy's X-Forwarded-For when it is trusted (FORWARDED_ALLOW_IPS)
         token = _context.set(context)
         if scope["type"] != "http":
             try:
