@@ -118,6 +118,7 @@ def request_logging(app: ASGIApp) -> ASGIApp:
             context["client"] = client[0]  # the proxy's X-Forwarded-For when it is trusted (FORWARDED_ALLOW_IPS)
         token = _context.set(context)
         if scope["type"] != "http":
+            context["route"] = "/v1/ws" if context.pop("path") == "/v1/ws" else "unmatched"  # the one socket route
             try:
                 await app(scope, receive, send)
             finally:

@@ -252,6 +252,10 @@ if STRIPE_WEBHOOK_SECRET and not STRIPE_WEBHOOK_SECRET.startswith("whsec_"):
 HERALD_LOG_FORMAT = env_str("HERALD_LOG_FORMAT") or ("json" if PRODUCTION else "text")
 if HERALD_LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"HERALD_LOG_FORMAT must be json or text, got {HERALD_LOG_FORMAT!r}")
+if HERALD_LOG_FORMAT == "json":
+    import logging
+
+    logging.captureWarnings(True)  # a Python warning (a missing STATIC_ROOT, say) is a JSON line too
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
