@@ -19,6 +19,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from herald import metrics  # noqa: E402
+from herald.health import probes_first  # noqa: E402
 from herald.logs import request_logging  # noqa: E402
 from notifications.ingest import lean_http  # noqa: E402
 from notifications.routing import websocket_application  # noqa: E402
@@ -30,7 +31,7 @@ application = ProtocolTypeRouter(
     {
         # /v1/: keys and rate limits at the front, POST /v1/notifications on a lean path with group commit, the
         # rest through Django without the portal's middleware. Everything else: Django as configured.
-        "http": request_logging(lean_http(django_application, api_application)),
+        "http": request_logging(probes_first(lean_http(django_application, api_application))),
         "websocket": request_logging(websocket_application),
     }
 )

@@ -74,3 +74,20 @@ def test_forwarded_for_is_trusted_only_from_forwarded_allow_ips(allowed: str | N
     lines = [line for line in server.json_lines() if line.get("request_id") == request_id]
     assert len(lines) == 1, server.full_output()
     assert lines[0]["client"] == client
+
+
+def test_probes_answer_whatever_the_host_header() -> None:
+    """Kubelets and Docker's HEALTHCHECK call the pod's IP, which ALLOWED_HOSTS does not list."""
+    from tests.deploy.support import production_env
+    from tests.servers import test_database_url
+
+    env = production_env(ALLOWED_HOSTS="herald.example.com", DATABASE_URL=test_database_url())
+    with ServeProcess(env=env) as server:
+        headers = {"Host": "10.1.2.3:8000"}
+        assert httpx.get(server.url + "/healthz", headers=headers).json() == {"status": "ok"}
+        ready = httpx.get(server.url + "/readyz", headers=headers)
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+        assert "herald_notifications_accepted_total" in httpx.get(server.url + "/metrics", headers=headers).text
+        # Everything else still checks the host.
+        assert httpx.get(server.url + "/v1/openapi.json", headers=headers).status_code == 400
+        assert httpx.get(server.url + "/v1/openapi.json", headers={"Host": "herald.example.com"}).status_code == 200
