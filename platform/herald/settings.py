@@ -117,11 +117,16 @@ CACHES = {
 # process's hub stays in a group; the hub re-adds its groups every
 # group_expiry/4, so live members never expire.
 HERALD_CHANNEL_LAYER = env_str("HERALD_CHANNEL_LAYER", "pubsub") or "pubsub"
+# The channel layer over several Redis servers (docs/scaling.md): each group (and channel) lives on one of them,
+# chosen by a consistent hash of its name, the same in every process. Default: REDIS_URL alone.
+HERALD_CHANNEL_HOSTS = [
+    check_redis_url("HERALD_CHANNEL_REDIS_URLS", url) for url in env_list("HERALD_CHANNEL_REDIS_URLS", [REDIS_URL])
+]
 if HERALD_CHANNEL_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": HERALD_CHANNEL_HOSTS},
         }
     }
 elif HERALD_CHANNEL_LAYER == "core":
@@ -129,7 +134,7 @@ elif HERALD_CHANNEL_LAYER == "core":
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": HERALD_CHANNEL_HOSTS,
                 "capacity": env_int("HERALD_CHANNEL_CAPACITY", 10_000, minimum=100),
                 "group_expiry": env_int("HERALD_GROUP_EXPIRY", 3_600, minimum=60),
                 "expiry": 60,
