@@ -42,7 +42,13 @@ def pooler_refusal() -> str | None:
     declared = (env_str("DATABASE_POOLER") or "").strip().lower()
     if declared not in ("", "session"):
         return f"DATABASE_POOLER must be 'session' or unset, got {declared!r}"
-    if declared == "session" or not pooler_detected():
+    if declared == "session":
+        return None
+    try:
+        detected = pooler_detected()
+    except psycopg.Error as exc:
+        return f"cannot reach the database at DATABASE_URL: {str(exc).strip().splitlines()[0]}"
+    if not detected:
         return None
     return (
         "DATABASE_URL reaches PostgreSQL through a connection pooler (PgBouncer?). In transaction mode "
