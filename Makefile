@@ -6,25 +6,39 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
 	done)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+# The editable install's one informational notice ("Editable installation", about folders shadowing the
+# package) is not a problem of ours: silenced by its message only; every other build warning still shows.
+PIP := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip
 
-.PHONY: run test lint install bench clean
+.PHONY: run test lint install install-run bench clean
 
-# The Python client (clients/python) is its own package, installed beside Herald: its tests (tests/clients) run in make test.
-$(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
+$(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Herald needs Python 3.11 or 3.12 on PATH (python3.11, python3.12 or python3)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e clients/python
-	touch $(STAMP)
+	$(PIP) install --quiet --upgrade pip
 
-install: $(STAMP)
+# What running Herald needs, and nothing else (no test tools).
+$(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install --quiet -c constraints.txt -e .
+	touch $(RUN_STAMP)
 
-run: $(STAMP)
+# Running plus the tests, linters and type checker; the Python client (clients/python) is its own package,
+# installed beside Herald so that its tests (tests/clients) run in make test.
+$(DEV_STAMP): $(RUN_STAMP) clients/python/pyproject.toml
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(PIP) install --quiet -c constraints.txt -e clients/python
+	touch $(DEV_STAMP)
+
+install: $(DEV_STAMP)
+
+install-run: $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/herald dev
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -32,6 +46,9 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python infra/browser.py ensure
 	$(BIN)/pytest
+
+bench: $(DEV_STAMP)
+	infra/bench/run
 
 clean:
 	rm -rf $(VENV) .herald build .mypy_cache .pytest_cache .ruff_cache

@@ -30,6 +30,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from websockets.frames import Frame, Opcode
 
+from herald import metrics
 from notifications import receipts
 from notifications.groups import group_tenant, subscriber_group, topic_group
 
@@ -276,6 +277,7 @@ class Hub:
                 raise
             except Exception:  # noqa: BLE001 - Redis hiccup: keep serving, clients recover by cursor
                 logger.warning("hub receive failed", exc_info=True)
+                metrics.channel_layer_reconnects.inc()
                 await asyncio.sleep(0.5)
                 continue
             self.received += 1
@@ -347,6 +349,7 @@ class Hub:
         for member in targets:
             member.offer_notification(message, seq, category)
         receipts.delivered(group_tenant(group), str(payload["id"]), targets, category)
+        metrics.notifications_delivered_to(len(targets), payload.get("created_at"))
 
     def _topic_membership(self, group: str, event: dict[str, Any]) -> None:
         organization_id = group_tenant(group)

@@ -148,7 +148,7 @@ def _hash_for(secret: str, subscriber_id: str) -> str:
 
 
 # --- widget requests ------------------------------------------------------------------
-# How a widget HTTP request proves its subscriber; herald.api calls it once the publishable key is resolved.
+# How a widget HTTP request proves its subscriber; herald.operations calls it once the publishable key is resolved.
 
 SUBSCRIBER_HEADER = "X-Herald-Subscriber"
 SUBSCRIBER_HASH_HEADER = "X-Herald-Subscriber-Hash"

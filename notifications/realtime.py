@@ -44,6 +44,7 @@ from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.db import transaction
 
+from herald import metrics
 from notifications.groups import organization_group, subscriber_group, topic_group
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ async def agroup_send(group: str, event: dict[str, Any]) -> None:
         await layer.group_send(group, {**event, "group": group})
     except Exception:  # noqa: BLE001 - the database already holds it; clients catch up by cursor
         logger.warning("publish to %s failed", group, exc_info=True)
+        metrics.channel_layer_publish_failures.inc()
 
 
 async def agroup_send_many(pairs: list[tuple[str, dict[str, Any]]]) -> None:
@@ -150,6 +152,7 @@ async def agroup_send_many(pairs: list[tuple[str, dict[str, Any]]]) -> None:
                 await pipeline.execute()
         except Exception:  # noqa: BLE001 - the database already holds it; clients catch up by cursor
             logger.warning("pipelined publish of %d events failed", len(messages), exc_info=True)
+            metrics.channel_layer_publish_failures.inc(len(messages))
 
 
 def _publish_now(pairs: list[tuple[str, dict[str, Any]]]) -> None:
@@ -171,6 +174,7 @@ def _publish_now(pairs: list[tuple[str, dict[str, Any]]]) -> None:
             _publisher.run(lambda: agroup_send_many(pairs))
     except Exception:  # noqa: BLE001
         logger.warning("publishing %d events failed", len(pairs), exc_info=True)
+        metrics.channel_layer_publish_failures.inc(len(pairs))
 
 
 def _group_send(group: str, event: dict[str, Any]) -> None:

@@ -147,9 +147,9 @@ def _schema(name: str) -> str:
 
 
 async def _write(pending: dict[int, list[tuple[str, int, float]]]) -> int:
-    from notifications.ingest import _database  # the lean send path's pool; imported late, it imports Django
+    from notifications.sending import connection_pool  # the send engine's pool; imported late, it imports Django
 
-    pool = await _database.get()
+    pool = await connection_pool()
     written = 0
     async with pool.connection() as conn:
         missing = [pk for pk in pending if pk not in _schemas]

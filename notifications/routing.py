@@ -17,6 +17,7 @@ from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import parse_qs
 
+from herald import metrics
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
 from notifications.consumers import InboxConsumer, db_call
 from tenants.models import Organization
@@ -78,7 +79,8 @@ class PublishableKeyMiddleware:
             await refuse_handshake(scope, receive, send, inner)
             return
         # Only `inner` stays referenced by this frame for the socket's life, not the key lookup's leftovers.
-        await self.app(inner, receive, send)
+        with metrics.socket_open(inner["organization"].plan):
+            await self.app(inner, receive, send)
 
     async def _scope_for(self, scope: Any) -> dict[str, Any] | Problem:
         """The consumer's scope with its organisation, or the Problem that refuses the handshake."""

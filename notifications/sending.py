@@ -44,6 +44,7 @@ import psycopg
 from django.conf import settings
 from django.utils import timezone
 
+from herald import metrics
 from herald.problems import Problem
 from notifications.idempotency import (
     CLAIMED_SQL,
@@ -609,6 +610,7 @@ class _Engine:
                     )
                     await pool.open()
                     self.pool = pool
+                    metrics.database_pool_watch("send", lambda: pool)
         return self.pool
 
     # group commit
@@ -721,6 +723,12 @@ def _engine() -> _Engine:
     if engine is None:
         engine = _engines[loop] = _Engine()
     return engine
+
+
+async def connection_pool() -> Any:
+    """The engine's psycopg pool on this event loop (autocommit connections), for other writers off the hot
+    path (delivery receipts)."""
+    return await _engine().get_pool()
 
 
 # --- one transaction -------------------------------------------------------------------------------
@@ -881,6 +889,7 @@ class _Transaction:
         answers = {id(unit): _unit_answer(unit) for unit in group if unit.answer is None}
         if claims:
             await self._store(group, granted, answers)
+        metrics.group_commit(len(group), accepted=len(sent))
         # Committed: answer every sender, then publish (a hint; clients recover by cursor) and tell the steps.
         for unit in group:
             _settle(unit, unit.answer or cast(Any, answers[id(unit)]))

@@ -23,6 +23,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from herald.logs import log_organization
 from herald.problems import Problem
 from tenants.keys import KeyKind, key_hash, key_kind
 from tenants.models import ApiKey, Membership, Organization
@@ -95,6 +96,7 @@ def api_key_resolve(key: str) -> ResolvedKey | None:
         return None
     if resolved.expires_at is not None and resolved.expires_at <= timezone.now():
         return None
+    log_organization(resolved.organization_id)
     return resolved
 
 

@@ -51,8 +51,9 @@ class HeraldServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = tempfile.NamedTemporaryFile(prefix="herald-server-", suffix=".log", delete=False)  # noqa: SIM115
 
-    def start(self) -> HeraldServer:
-        command = [
+    def command(self) -> list[str]:
+        """The server's command line (uvicorn as tests run it; tests/deploy runs `herald serve`)."""
+        return [
             sys.executable,
             "-m",
             "uvicorn",
@@ -70,7 +71,9 @@ class HeraldServer:
             "--workers",
             str(self.workers),
         ]
-        self.process = subprocess.Popen(command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def start(self) -> HeraldServer:
+        self.process = subprocess.Popen(self.command(), env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -18,7 +18,10 @@ api_application = ApiHandler()  # /v1/: the same views, without the portal's mid
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from herald import metrics  # noqa: E402
 from herald.front import front  # noqa: E402
+from herald.health import probes_first  # noqa: E402
+from herald.logs import request_logging  # noqa: E402
 from notifications.lean import ROUTES as SEND_ROUTES  # noqa: E402
 from notifications.routing import websocket_application  # noqa: E402
 
@@ -29,10 +32,11 @@ application = ProtocolTypeRouter(
     {
         # /v1/: the front (keys, rate limits, body limit, problems), the send routes on the event loop with the
         # send engine, the rest through Django without the portal's middleware. Everything else: Django.
-        "http": front(django_application, api_application, SEND_ROUTES),
-        "websocket": websocket_application,
+        "http": request_logging(probes_first(front(django_application, api_application, SEND_ROUTES))),
+        "websocket": request_logging(websocket_application),
     }
 )
+metrics.process_start()
 
 if settings.HERALD_GC_FREEZE:
     # Everything imported so far (Django, the apps, their modules) lives as long as the process: move it out

@@ -35,6 +35,7 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
+from herald.logs import log_organization
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
 from notifications.proofs import SUBSCRIBER_HASH_HEADER, SUBSCRIBER_HEADER, SUBSCRIBER_TOKEN_HEADER
 from tenants.keys import key_hash
@@ -226,6 +227,7 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
         raise Problem("invalid-api-key")
     if resolved.expires_at is not None and resolved.expires_at <= timezone.now():
         raise Problem("invalid-api-key")
+    log_organization(resolved.organization_id)
     return resolved
 
 

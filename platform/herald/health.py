@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 import psycopg
 import redis.asyncio as aioredis
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from herald.metrics import metrics_text
 
 PROBE_TIMEOUT = 2.0
+
+
+async def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition of herald.metrics (every worker's, with several)."""
+    body, content_type = await asyncio.to_thread(metrics_text)
+    return HttpResponse(body, content_type=content_type)
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
@@ -40,8 +50,8 @@ async def _redis_ok() -> None:
         await client.aclose()
 
 
-async def readyz(request: HttpRequest) -> JsonResponse:
-    """Database and Redis both answer; 503 naming what does not."""
+async def readiness() -> tuple[int, dict[str, object]]:
+    """Database and Redis both answer: (200, body), else (503, body naming what does not)."""
 
     async def check(name: str, probe: object) -> tuple[str, str]:
         try:
@@ -55,4 +65,44 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     body: dict[str, object] = {"status": "ok" if not down else "unavailable", "checks": results}
     if down:
         body["down"] = down
-    return JsonResponse(body, status=503 if down else 200)
+    return (503 if down else 200), body
+
+
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Database and Redis both answer; 503 naming what does not."""
+    status, body = await readiness()
+    return JsonResponse(body, status=status)
+
+
+_PROBES = ("/healthz", "/readyz", "/metrics")
+
+
+def probes_first(app: Any) -> Any:
+    """Answer GET /healthz, /readyz and /metrics on the event loop, before Django and whatever the Host header.
+
+    Kubelets, Docker's HEALTHCHECK and Prometheus call a pod by its IP, which no ALLOWED_HOSTS lists; and a
+    liveness probe should not queue behind Django. Everything else goes on to `app`.
+    """
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in _PROBES or scope["method"] not in ("GET", "HEAD"):
+            await app(scope, receive, send)
+            return
+        content_type = "application/json"
+        if scope["path"] == "/healthz":
+            status, payload = 200, json.dumps({"status": "ok"}).encode()
+        elif scope["path"] == "/readyz":
+            status, body = await readiness()
+            payload = json.dumps(body).encode()
+        else:
+            status = 200
+            payload, content_type = await asyncio.to_thread(metrics_text)
+        headers = [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(payload)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload if scope["method"] == "GET" else b""})
+
+    return application

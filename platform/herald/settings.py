@@ -118,11 +118,16 @@ CACHES = {
 # process's hub stays in a group; the hub re-adds its groups every
 # group_expiry/4, so live members never expire.
 HERALD_CHANNEL_LAYER = env_str("HERALD_CHANNEL_LAYER", "pubsub") or "pubsub"
+# The channel layer over several Redis servers (docs/scaling.md): each group (and channel) lives on one of them,
+# chosen by a consistent hash of its name, the same in every process. Default: REDIS_URL alone.
+HERALD_CHANNEL_HOSTS = [
+    check_redis_url("HERALD_CHANNEL_REDIS_URLS", url) for url in env_list("HERALD_CHANNEL_REDIS_URLS", [REDIS_URL])
+]
 if HERALD_CHANNEL_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": HERALD_CHANNEL_HOSTS},
         }
     }
 elif HERALD_CHANNEL_LAYER == "core":
@@ -130,7 +135,7 @@ elif HERALD_CHANNEL_LAYER == "core":
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": HERALD_CHANNEL_HOSTS,
                 "capacity": env_int("HERALD_CHANNEL_CAPACITY", 10_000, minimum=100),
                 "group_expiry": env_int("HERALD_GROUP_EXPIRY", 3_600, minimum=60),
                 "expiry": 60,
@@ -195,6 +200,8 @@ HERALD_SPARE_SCHEMAS = env_int("HERALD_SPARE_SCHEMAS", 3, minimum=0, maximum=100
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the API docs' Swagger UI, the demo page's assets) without a separate web server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -224,7 +231,22 @@ TEMPLATES = [
     }
 ]
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "build" / "static"
+# Where `herald collectstatic` writes (the image does it at build time). Outside production it is used only
+# once it exists: development and test serve the apps' folders (WHITENOISE_USE_FINDERS below).
+_static_root = Path(env_str("HERALD_STATIC_ROOT") or BASE_DIR / "build" / "static")
+STATIC_ROOT = _static_root if PRODUCTION or env_str("HERALD_STATIC_ROOT") or _static_root.is_dir() else None
+# Production serves what `herald collectstatic` wrote: hashed names (cached for a year by whitenoise) and
+# gzip/brotli copies. Development and test read the apps' static folders directly, nothing to collect first.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG and not PRODUCTION
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -244,10 +266,22 @@ if STRIPE_SECRET_KEY and not STRIPE_SECRET_KEY.startswith(("sk_live_", "sk_test_
 if STRIPE_WEBHOOK_SECRET and not STRIPE_WEBHOOK_SECRET.startswith("whsec_"):
     raise ImproperlyConfigured("STRIPE_WEBHOOK_SECRET must start with whsec_")
 
+# JSON lines in production (herald.logs: request id, organisation id, route; secrets redacted), text elsewhere.
+HERALD_LOG_FORMAT = env_str("HERALD_LOG_FORMAT") or ("json" if PRODUCTION else "text")
+if HERALD_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"HERALD_LOG_FORMAT must be json or text, got {HERALD_LOG_FORMAT!r}")
+if HERALD_LOG_FORMAT == "json":
+    import logging
+
+    logging.captureWarnings(True)  # a Python warning (a missing STATIC_ROOT, say) is a JSON line too
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {"()": "herald.logs.JsonFormatter"},
+        "text": {"()": "herald.logs.TextFormatter", "format": "%(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": HERALD_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING") or "WARNING"},
     # Django logs every 4xx as a warning: a caller's mistakes (and a flood of 429s) would flood the log. The
     # access log has them; errors (5xx) are still logged here.

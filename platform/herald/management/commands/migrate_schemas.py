@@ -11,6 +11,13 @@ from tenants.provisioning import spare_pool_drop_stale, spare_pool_fill, templat
 
 class Command(MigrateSchemasCommand):
     def handle(self, *args: Any, **options: Any) -> None:
+        from django.core.management.base import CommandError
+
+        from herald.pooler import pooler_refusal
+
+        refusal = pooler_refusal()
+        if refusal:
+            raise CommandError(refusal)
         super().handle(*args, **options)
         if self.sync_tenant and not options.get("schema_name"):
             template_create_if_missing()

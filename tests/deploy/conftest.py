@@ -1,0 +1,1 @@
+from tests.widget.conftest import browser, context  # noqa: F401 - the widget tests' Chromium fixtures
