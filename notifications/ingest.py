@@ -67,13 +67,20 @@ from tenants.origins import origin_allowed
 from tenants.ratelimit import (
     RateDecision,
     Refusal,
+    bad_proof_identity,
     publishable_identity,
     rate_limit_take_async,
     refusal_active,
     refusal_pending,
     refusal_remember,
 )
-from tenants.resolve import ResolvedKey, api_key_resolve, secret_key_shape_check
+from tenants.resolve import (
+    ResolvedKey,
+    api_key_resolve,
+    secret_key_shape_check,
+    subscriber_header_decode,
+    unverified_subject,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -612,12 +619,31 @@ def _widget_key(scope: dict[str, Any], headers: dict[str, str]) -> str | None:
     return keys.pop() if len(keys) == 1 else None
 
 
+def _widget_refusal(scope: dict[str, Any], headers: dict[str, str], hashed: str) -> Refusal | None:
+    """The refusal standing for a widget request: its client address's failed proofs on this key, or the bucket
+    of the subscriber it names (unverified here: naming a subscriber whose bucket is empty only gets a 429)."""
+    client = scope.get("client") or ("", 0)
+    found = refusal_active(bad_proof_identity(hashed, str(client[0])))
+    if found is not None:
+        return found
+    subscriber_id = subscriber_header_decode(headers.get("x-herald-subscriber"))
+    token = headers.get("x-herald-subscriber-token")
+    scheme, _, bearer = (headers.get("authorization") or "").strip().partition(" ")
+    if not token and scheme.lower() == "bearer" and not bearer.strip().startswith(("pk_", "sk_")):
+        token = bearer.strip()
+    if not subscriber_id and token:
+        subscriber_id = unverified_subject(token)
+    if subscriber_id:
+        return refusal_active(publishable_identity(hashed, subscriber_id))
+    return None
+
+
 async def _widget_refused_here(scope: dict[str, Any], receive: Any, send: Any) -> bool:
     """Answer a widget request whose publishable key the bucket refused and has no token yet, with the CORS
     headers Django would add; True when answered. From an origin the key does not allow: Django answers."""
     headers = _headers(scope)
     key = _widget_key(scope, headers)
-    refusal = refusal_active(publishable_identity(key_hash(key))) if key else None
+    refusal = _widget_refusal(scope, headers, key_hash(key)) if key else None
     if refusal is None:
         return False
     origin = headers.get("origin")
