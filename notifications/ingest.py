@@ -77,6 +77,7 @@ from tenants.ratelimit import (
 from tenants.resolve import (
     ResolvedKey,
     api_key_resolve,
+    key_recently_unknown,
     secret_key_shape_check,
     subscriber_header_decode,
     unverified_subject,
@@ -386,6 +387,8 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
         raise Problem("authentication-required", "Authorization must be `Bearer <key>`")
     secret_key_shape_check(token)
     hashed = key_hash(token)
+    if key_recently_unknown(hashed):
+        raise Problem("invalid-api-key")  # no query, no thread: refused requests never queue ahead of others
     resolved: ResolvedKey | None = None
     try:
         # The entry api_key_resolve caches (django_tenants.cache.make_key in the public schema, version 1).
@@ -395,7 +398,7 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
             if isinstance(cached, ResolvedKey):
                 resolved = cached
     except Exception:  # noqa: BLE001 - fall back to the sync path, which reads the database
-        logger.warning("key cache unavailable", exc_info=True)
+        logger.warning("key cache unavailable")  # no traceback: one a request while Redis is away
     if resolved is None:
         resolved = await sync_to_async(_resolve_and_release, thread_sensitive=False)(token)
         if resolved is None:
@@ -638,6 +641,17 @@ def _widget_refusal(scope: dict[str, Any], headers: dict[str, str], hashed: str)
     return None
 
 
+async def _widget_key_unknown_here(scope: dict[str, Any], receive: Any, send: Any) -> bool:
+    """Answer a widget request whose publishable key this process found unknown moments ago (as Django would:
+    401 invalid-api-key, no CORS grant); True when answered."""
+    key = _widget_key(scope, _headers(scope))
+    if not key or not key.startswith("pk_") or not key_recently_unknown(key_hash(key)):
+        return False
+    await _discard_body(receive)
+    await _problem(send, Problem("invalid-api-key", headers={"Vary": "Origin"}), None, str(scope["path"]))
+    return True
+
+
 async def _widget_refused_here(scope: dict[str, Any], receive: Any, send: Any) -> bool:
     """Answer a widget request whose publishable key the bucket refused and has no token yet, with the CORS
     headers Django would add; True when answered. From an origin the key does not allow: Django answers."""
@@ -681,7 +695,7 @@ async def _front_checked(scope: dict[str, Any], receive: Any, send: Any, authori
     try:
         key, decision, touch = await _key_and_token(authorization)
     except Problem as problem:
-        if problem.problem_type.slug != "rate-limited":
+        if problem.problem_type.slug not in FRONT_REFUSALS:
             return False
         await _discard_body(receive)
         await _problem(send, problem, None, str(scope["path"]))
@@ -691,6 +705,13 @@ async def _front_checked(scope: dict[str, Any], receive: Any, send: Any, authori
         return False
     scope[FRONT_KEY], scope[FRONT_RATE] = key, (decision, touch)
     return False
+
+
+# Refusals the front answers itself, with no Django and no thread: an empty bucket, a missing, malformed or
+# unknown key (Django would answer the same problem document).
+FRONT_REFUSALS = frozenset(
+    {"rate-limited", "invalid-api-key", "authentication-required", "publishable-key-not-allowed"}
+)
 
 
 def lean_http(django: ASGIApp, api: ASGIApp | None = None) -> ASGIApp:
@@ -703,9 +724,11 @@ def lean_http(django: ASGIApp, api: ASGIApp | None = None) -> ASGIApp:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await django(scope, receive, send)
             return
-        if scope["path"].startswith(WIDGET_PATH_PREFIX) and scope["method"] != "OPTIONS" and refusal_pending():
+        if scope["path"].startswith(WIDGET_PATH_PREFIX) and scope["method"] != "OPTIONS":
             try:
-                if await _widget_refused_here(scope, receive, send):
+                if refusal_pending() and await _widget_refused_here(scope, receive, send):
+                    return
+                if await _widget_key_unknown_here(scope, receive, send):
                     return
             except ConnectionResetError:
                 return
