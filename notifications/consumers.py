@@ -24,6 +24,7 @@ from notifications.groups import organization_group, subscriber_group, topic_gro
 from notifications.hub import HubMember, hub, text_message
 from notifications.presence import presence_watch
 from notifications.proofs import subscriber_id_valid, subscriber_proof_verify
+from notifications.socket_limits import socket_limits
 from tenants.models import Organization
 from tenants.resolve import api_key_resolve
 
@@ -56,6 +57,10 @@ REASON_KEY_REVOKED = "publishable key revoked"
 REASON_KEY_EXPIRED = "publishable key expired (it was rolled): use the new key"
 
 PONG = text_message({"type": "pong"})
+# Scope entries of notifications.routing: the client address, and whether the socket still counts as
+# unauthenticated against it (notifications.socket_limits).
+CLIENT = "herald.client"
+PENDING = "herald.pending"
 INBOX_ACTIONS = ("read", "unread", "archive")
 
 
@@ -139,7 +144,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
     __slots__ = (
         "scope", "organization", "organization_id", "api_key_id", "channel_layer", "base_send", "loop", "closing",
         "authenticating", "subscriber_id", "topic_groups", "joined", "tokens", "tokens_at", "last_frame_at",
-        "expiry_timer", "key_timer", "auth_timer", "idle_timer",
+        "expiry_timer", "key_timer", "auth_timer", "idle_timer", "counted_subscriber",
     )  # fmt: skip
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -181,6 +186,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         self.last_frame_at = loop.time()
         self.expiry_timer: asyncio.TimerHandle | None = None
         self.key_timer: asyncio.TimerHandle | None = None
+        self.counted_subscriber: int | None = None
         await self.accept()
         _forget_handshake(self.base_send)
         headers = self.scope.get("headers")
@@ -204,6 +210,9 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         for timer in (self.auth_timer, self.expiry_timer, self.key_timer, self.idle_timer):
             if timer is not None:
                 timer.cancel()
+        if self.counted_subscriber is not None:
+            socket_limits.subscriber_leave(self.organization_id, self.counted_subscriber)
+            self.counted_subscriber = None
         the_hub = hub()
         for group in list(self.joined):
             await the_hub.leave(group, self)
@@ -331,6 +340,13 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             if session is None:
                 self.close_socket(CLOSE_UNAUTHORIZED)
                 return
+            if not socket_limits.subscriber_enter(self.organization_id, session.subscriber_pk):
+                self.close_socket(CLOSE_RATE_LIMITED)  # the subscriber has its cap of sockets in this process
+                return
+            self.counted_subscriber = session.subscriber_pk
+            if self.scope.get(PENDING):
+                self.scope[PENDING] = False
+                socket_limits.pending_leave(int(self.api_key_id or 0), str(self.scope.get(CLIENT, "")))
             if self.auth_timer is not None:
                 self.auth_timer.cancel()
                 self.auth_timer = None

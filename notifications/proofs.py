@@ -161,7 +161,7 @@ def request_subscriber_proof(request: HttpRequest, resolved: ResolvedKey, bearer
     given_hash = request.headers.get(SUBSCRIBER_HASH_HEADER)
     subscriber_id = subscriber_header_decode(request.headers.get(SUBSCRIBER_HEADER))
     if token and not subscriber_id:
-        subscriber_id = _unverified_subject(token)
+        subscriber_id = unverified_subject(token)
     if not subscriber_id or (token is None and given_hash is None):
         raise Problem("invalid-subscriber-proof", "Send X-Herald-Subscriber with X-Herald-Subscriber-Hash, or a token")
     proof = subscriber_proof_verify(
@@ -196,7 +196,7 @@ def subscriber_header_decode(value: str | None) -> str | None:
         return None
 
 
-def _unverified_subject(token: str) -> str | None:
+def unverified_subject(token: str) -> str | None:
     """The `sub` a token claims, read before its signature is checked (it is checked right after)."""
     try:
         claims = jwt.decode(token, options={"verify_signature": False})

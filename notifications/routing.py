@@ -19,10 +19,12 @@ from urllib.parse import parse_qs
 
 from herald import metrics
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
-from notifications.consumers import InboxConsumer, db_call
+from notifications.consumers import CLIENT, PENDING, InboxConsumer, db_call
+from notifications.socket_limits import socket_limits
+from tenants.keys import key_hash
 from tenants.models import Organization
 from tenants.origins import origin_allowed
-from tenants.resolve import ResolvedKey, api_key_resolve
+from tenants.resolve import ResolvedKey, api_key_resolve, key_recently_unknown
 
 
 async def refuse_handshake(scope: Any, receive: Any, send: Any, problem: Problem | None = None) -> None:
@@ -60,6 +62,13 @@ def handshake_problem(key: str, resolved: ResolvedKey | None, origin: str | None
     return None
 
 
+async def close_over_limit(receive: Any, send: Any) -> None:
+    """Accept, then close with 4429: the client learns it is a limit (a refused handshake says only 403)."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 4429})
+
+
 def _header(scope: Any, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -74,19 +83,36 @@ class PublishableKeyMiddleware:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        client = str((scope.get("client") or ("",))[0])
+        if not socket_limits.connect_allowed(client):
+            await close_over_limit(receive, send)
+            return
         inner = await self._scope_for(scope)
         if isinstance(inner, Problem):
             await refuse_handshake(scope, receive, send, inner)
             return
-        # Only `inner` stays referenced by this frame for the socket's life, not the key lookup's leftovers.
-        with metrics.socket_open(inner["organization"].plan):
-            await self.app(inner, receive, send)
+        api_key_id = int(inner["api_key_id"])
+        if not socket_limits.key_enter(api_key_id, client):
+            await close_over_limit(receive, send)
+            return
+        inner[CLIENT], inner[PENDING] = client, True  # the consumer clears PENDING (and counts it off) on auth
+        try:
+            # Only `inner` stays referenced by this frame for the socket's life, not the key lookup's leftovers.
+            with metrics.socket_open(inner["organization"].plan):
+                await self.app(inner, receive, send)
+        finally:
+            socket_limits.key_leave(api_key_id)
+            if inner.get(PENDING):
+                socket_limits.pending_leave(api_key_id, client)
 
     async def _scope_for(self, scope: Any) -> dict[str, Any] | Problem:
         """The consumer's scope with its organisation, or the Problem that refuses the handshake."""
         query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
         keys = query.get("pk", [])
         key = keys[0] if len(keys) == 1 else ""
+        if key and key_recently_unknown(key_hash(key)):
+            # no thread hop for a key this process found unknown moments ago
+            return Problem("invalid-api-key", "The publishable key in ?pk= is malformed, unknown, revoked or expired")
         resolved = await db_call(api_key_resolve, key) if key else None
         problem = handshake_problem(key, resolved, _header(scope, b"origin"))
         if problem is not None or resolved is None:

@@ -7,14 +7,23 @@ only the request that set the marker writes `last_used_at`, so a key's row is
 updated at most once a minute however busy the key is. Buckets are per key,
 so one organisation hammering the API never drains another's.
 
-If Redis cannot be reached the request is let through: a limiter outage must
-not become an API outage.
+If Redis cannot be reached, the same bucket is kept in this process instead
+(`LocalBuckets`) until Redis answers again: a limiter outage must not become
+an API outage, nor an open door.
+
+Widget requests spend their subscriber's own bucket (`subject`), never the
+organisation's, and a failed subscriber proof spends nothing of the
+organisation: it takes a token from a small per-process bucket of the client's
+address and publishable key (`bad_proof_take`), and once that is empty the
+server's front answers that address itself until its next token.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -100,8 +109,14 @@ _refusals: dict[str, Refusal] = {}
 REFUSALS_MAX = 10_000
 
 
-def publishable_identity(key_hash: str) -> str:
-    return "pk " + key_hash
+def publishable_identity(key_hash: str, subscriber_id: str | None = None) -> str:
+    """The refusal memory's name for a publishable key's bucket, or for one subscriber's bucket of it."""
+    return "pk " + key_hash if subscriber_id is None else f"pk {key_hash} s {subscriber_id}"
+
+
+def bad_proof_identity(key_hash: str, client: str) -> str:
+    """The refusal memory's name for one client address's failed proofs on a publishable key."""
+    return f"badproof {key_hash} {client}"
 
 
 def refusal_remember(identity: str | None, decision: RateDecision, origins: tuple[str, ...] = ()) -> None:
@@ -140,8 +155,73 @@ def _script() -> redis.commands.core.Script:
     return redis_client().register_script(_SCRIPT)
 
 
-def bucket_key(api_key_id: int) -> str:
-    return f"herald:rl:{int(api_key_id)}"
+def bucket_key(api_key_id: int, subject: str | None = None) -> str:
+    """A key's bucket in Redis, or (widget requests) the bucket of one subscriber of that key."""
+    if subject is None:
+        return f"herald:rl:{int(api_key_id)}"
+    return f"herald:rl:{int(api_key_id)}:s:{hashlib.sha256(subject.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}"
+
+
+class LocalBuckets:
+    """Token buckets in this process: the limiter while Redis is away, and the bad-proof limiter."""
+
+    MAX = 50_000
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, monotonic time)
+        self._lock = threading.Lock()
+
+    def take(self, name: str, rate: float, burst: int) -> tuple[bool, float, int]:
+        """(allowed, tokens left, milliseconds to the next token when refused)."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, at = self._buckets.get(name, (float(burst), now))
+            tokens = min(float(burst), tokens + (now - at) * rate)
+            allowed = tokens >= 1
+            if allowed:
+                tokens -= 1
+            if len(self._buckets) >= self.MAX and name not in self._buckets:
+                self._buckets.clear()
+            self._buckets[name] = (tokens, now)
+        retry_ms = 0 if allowed else math.ceil((1 - tokens) * 1000 / rate)
+        return allowed, tokens, retry_ms
+
+
+_local = LocalBuckets()
+_bad_proofs = LocalBuckets()
+
+
+class _RedisHealth:
+    """After a failed Redis call, skip Redis for a moment: each call would otherwise wait to fail."""
+
+    PAUSE_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self.down_until = 0.0
+
+    def available(self) -> bool:
+        return time.monotonic() >= self.down_until
+
+    def failed(self) -> None:
+        if self.available():
+            logger.warning("rate limiter's Redis unavailable; buckets kept in this process meanwhile")
+        self.down_until = time.monotonic() + self.PAUSE_SECONDS
+
+
+_redis_health = _RedisHealth()
+
+
+def _local_decision(name: str, rate: float, burst: int, window: int) -> RateDecision:
+    allowed, tokens, retry_ms = _local.take(name, rate, burst)
+    return _decision(rate, burst, window, int(allowed), int(tokens), retry_ms)
+
+
+def bad_proof_take(identity: str) -> RateDecision:
+    """Take a token from the bucket of a client's failed proofs on one publishable key (this process only)."""
+    rate, burst = float(settings.HERALD_BAD_PROOF_RATE), int(settings.HERALD_BAD_PROOF_BURST)
+    window = max(1, math.ceil(burst / rate))
+    allowed, tokens, retry_ms = _bad_proofs.take(identity, rate, burst)
+    return _decision(rate, burst, window, int(allowed), int(tokens), retry_ms)
 
 
 def _last_used_key(api_key_id: int) -> str:
@@ -175,28 +255,33 @@ async def rate_limit_take_async(*, api_key_id: int, plan: str) -> tuple[RateDeci
     limits = plan_rate(plan)
     rate, burst = float(limits.rate_per_second), int(limits.burst)
     window = max(1, math.ceil(burst / rate))
+    name = bucket_key(api_key_id)
+    if not _redis_health.available():
+        return _local_decision(name, rate, burst, window), False
     try:
         allowed, remaining, retry_ms, touch = await _async_script()(
-            keys=[bucket_key(api_key_id), _last_used_key(api_key_id)], args=[rate, burst]
+            keys=[name, _last_used_key(api_key_id)], args=[rate, burst]
         )
-    except redis.RedisError:
-        logger.warning("rate limiter unavailable; letting the request through", exc_info=True)
-        return RateDecision(allowed=True, limit=burst, remaining=burst, retry_after=0, window=window), False
+    except (redis.RedisError, OSError):
+        _redis_health.failed()
+        return _local_decision(name, rate, burst, window), False
     return _decision(rate, burst, window, allowed, remaining, retry_ms), bool(touch)
 
 
-def rate_limit_take(*, api_key_id: int, plan: str) -> RateDecision:
-    """Take one token from the key's bucket; touch `last_used_at` at most once a minute."""
+def rate_limit_take(*, api_key_id: int, plan: str, subject: str | None = None) -> RateDecision:
+    """Take one token from the key's bucket (or its `subject`'s: a widget subscriber); touch `last_used_at` at
+    most once a minute."""
     limits = plan_rate(plan)
     rate, burst = float(limits.rate_per_second), int(limits.burst)
     window = max(1, math.ceil(burst / rate))
+    name = bucket_key(api_key_id, subject)
+    if not _redis_health.available():
+        return _local_decision(name, rate, burst, window)
     try:
-        allowed, remaining, retry_ms, touch = _script()(
-            keys=[bucket_key(api_key_id), _last_used_key(api_key_id)], args=[rate, burst]
-        )
-    except redis.RedisError:
-        logger.warning("rate limiter unavailable; letting the request through", exc_info=True)
-        return RateDecision(allowed=True, limit=burst, remaining=burst, retry_after=0, window=window)
+        allowed, remaining, retry_ms, touch = _script()(keys=[name, _last_used_key(api_key_id)], args=[rate, burst])
+    except (redis.RedisError, OSError):
+        _redis_health.failed()
+        return _local_decision(name, rate, burst, window)
     if touch:
         ApiKey.objects.filter(pk=api_key_id).update(last_used_at=timezone.now())
     return _decision(rate, burst, window, allowed, remaining, retry_ms)

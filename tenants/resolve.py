@@ -14,8 +14,11 @@
 from __future__ import annotations
 
 import hmac
+import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -27,6 +30,8 @@ from herald.logs import log_organization
 from herald.problems import Problem
 from tenants.keys import KeyKind, key_hash, key_kind
 from tenants.models import ApiKey, Membership, Organization
+
+logger = logging.getLogger(__name__)
 
 KEY_CACHE_SECONDS = 60
 
@@ -59,10 +64,42 @@ def _cache_key(hashed: str) -> str:
 _CHANGED = "changed"
 
 
+# While Redis (the shared key cache) is away, keys resolve from PostgreSQL through this process's own short
+# cache; it is read only then, so a revocation still applies at once while Redis is up.
+LOCAL_KEY_SECONDS = 5.0
+# Keys that matched no live row, remembered by this process: a flood of unknown keys costs no query each.
+UNKNOWN_KEY_SECONDS = 10.0
+LOCAL_KEYS_MAX = 10_000
+_local_keys: dict[str, tuple[float, ResolvedKey]] = {}
+_unknown_keys: dict[str, float] = {}
+
+
+def key_recently_unknown(hashed: str) -> bool:
+    """Whether this process found no live key with this hash in the last few seconds (no query)."""
+    until = _unknown_keys.get(hashed)
+    if until is None:
+        return False
+    if until <= time.monotonic():
+        _unknown_keys.pop(hashed, None)
+        return False
+    return True
+
+
+def _remember(store: dict[str, Any], hashed: str, value: Any) -> None:
+    if len(store) >= LOCAL_KEYS_MAX:
+        store.clear()
+    store[hashed] = value
+
+
 def api_key_cache_forget(hashed: str) -> None:
     """Make a key's new state apply at once: its cache entry is replaced by a marker for a minute."""
+    _local_keys.pop(hashed, None)
+    _unknown_keys.pop(hashed, None)
     with schema_context("public"):
-        cache.set(_cache_key(hashed), _CHANGED, KEY_CACHE_SECONDS)
+        try:
+            cache.set(_cache_key(hashed), _CHANGED, KEY_CACHE_SECONDS)
+        except Exception:  # noqa: BLE001 - Redis away: nothing is cached there, and this process forgot it above
+            logger.warning("key cache unavailable; %s forgotten in this process only", hashed[:12])
 
 
 def _cache_store(hashed: str, resolved: ResolvedKey) -> None:
@@ -70,16 +107,30 @@ def _cache_store(hashed: str, resolved: ResolvedKey) -> None:
     cache.add(_cache_key(hashed), resolved, KEY_CACHE_SECONDS)
 
 
+def _cache_read(hashed: str) -> tuple[object, bool]:
+    """The shared cache's entry for a key and whether that cache answered; with Redis away, this process's own."""
+    try:
+        return cache.get(_cache_key(hashed)), True
+    except Exception:  # noqa: BLE001 - Redis is a cache: resolve from PostgreSQL meanwhile
+        found = _local_keys.get(hashed)
+        if found is not None and found[0] > time.monotonic():
+            return found[1], False
+        return None, False
+
+
 def api_key_resolve(key: str) -> ResolvedKey | None:
     """The live key matching `key`, or None (malformed, unknown, revoked or expired)."""
     if key_kind(key) is None:
         return None
     hashed = key_hash(key)
+    if key_recently_unknown(hashed):
+        return None
     with schema_context("public"):
-        resolved = cache.get(_cache_key(hashed))
+        resolved, shared = _cache_read(hashed)
         if not isinstance(resolved, ResolvedKey):
             row = ApiKey.objects.filter(key_hash=hashed, revoked_at__isnull=True).select_related("organization").first()
             if row is None:
+                _remember(_unknown_keys, hashed, time.monotonic() + UNKNOWN_KEY_SECONDS)
                 return None
             resolved = ResolvedKey(
                 api_key_id=row.pk,
@@ -91,7 +142,12 @@ def api_key_resolve(key: str) -> ResolvedKey | None:
                 allowed_origins=tuple(row.allowed_origins),
                 expires_at=row.expires_at,
             )
-            _cache_store(hashed, resolved)
+            _remember(_local_keys, hashed, (time.monotonic() + LOCAL_KEY_SECONDS, resolved))
+            if shared:
+                try:
+                    _cache_store(hashed, resolved)
+                except Exception:  # noqa: BLE001 - went away meanwhile
+                    logger.warning("key cache unavailable")
     if not hmac.compare_digest(resolved.key_hash, hashed):
         return None
     if resolved.expires_at is not None and resolved.expires_at <= timezone.now():

@@ -750,6 +750,10 @@ def prepare(broadcast_sockets: int) -> Env:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     os.environ["HERALD_SPARE_SCHEMAS"] = "0"
+    # Thousands of sockets of one key from one address: the per-process socket caps are not what is measured.
+    for name in ("HERALD_WS_MAX_PER_KEY", "HERALD_WS_MAX_UNAUTHENTICATED_PER_CLIENT", "HERALD_WS_CONNECT_BURST"):
+        os.environ.setdefault(name, "1000000")
+    os.environ.setdefault("HERALD_WS_CONNECT_RATE", "100000")
     if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
         os.environ["HERALD_DATA_DIR"] = tempfile.mkdtemp(prefix="hbr-", dir="/tmp")
         from herald.devservices import ensure_services

@@ -37,12 +37,19 @@ from django.utils import timezone
 
 from herald.logs import log_organization
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
-from notifications.proofs import SUBSCRIBER_HASH_HEADER, SUBSCRIBER_HEADER, SUBSCRIBER_TOKEN_HEADER
+from notifications.proofs import (
+    SUBSCRIBER_HASH_HEADER,
+    SUBSCRIBER_HEADER,
+    SUBSCRIBER_TOKEN_HEADER,
+    subscriber_header_decode,
+    unverified_subject,
+)
 from tenants.keys import key_hash
 from tenants.origins import origin_allowed
 from tenants.ratelimit import (
     RateDecision,
     Refusal,
+    bad_proof_identity,
     publishable_identity,
     rate_limit_take_async,
     refusal_active,
@@ -53,6 +60,7 @@ from tenants.resolve import (
     PUBLISHABLE_KEY_HEADER,
     ResolvedKey,
     api_key_resolve,
+    key_recently_unknown,
     secret_key_shape_check,
 )
 
@@ -209,6 +217,8 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
         raise Problem("authentication-required", "Authorization must be `Bearer <key>`")
     secret_key_shape_check(token)
     hashed = key_hash(token)
+    if key_recently_unknown(hashed):
+        raise Problem("invalid-api-key")  # no query, no thread: refused requests never queue ahead of others
     resolved: ResolvedKey | None = None
     try:
         # The entry api_key_resolve caches (django_tenants.cache.make_key in the public schema, version 1).
@@ -218,7 +228,7 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
             if isinstance(cached, ResolvedKey):
                 resolved = cached
     except Exception:  # noqa: BLE001 - fall back to the sync path, which reads the database
-        logger.warning("key cache unavailable", exc_info=True)
+        logger.warning("key cache unavailable")  # no traceback: one a request while Redis is away
     if resolved is None:
         resolved = await sync_to_async(_resolve_and_release, thread_sensitive=False)(token)
         if resolved is None:
@@ -290,12 +300,42 @@ def _widget_key(scope: dict[str, Any], headers: dict[str, str]) -> str | None:
     return keys.pop() if len(keys) == 1 else None
 
 
+def _widget_refusal(scope: dict[str, Any], headers: dict[str, str], hashed: str) -> Refusal | None:
+    """The refusal standing for a widget request: its client address's failed proofs on this key, or the bucket
+    of the subscriber it names (unverified here: naming a subscriber whose bucket is empty only gets a 429)."""
+    client = scope.get("client") or ("", 0)
+    found = refusal_active(bad_proof_identity(hashed, str(client[0])))
+    if found is not None:
+        return found
+    subscriber_id = subscriber_header_decode(headers.get("x-herald-subscriber"))
+    token = headers.get("x-herald-subscriber-token")
+    scheme, _, bearer = (headers.get("authorization") or "").strip().partition(" ")
+    if not token and scheme.lower() == "bearer" and not bearer.strip().startswith(("pk_", "sk_")):
+        token = bearer.strip()
+    if not subscriber_id and token:
+        subscriber_id = unverified_subject(token)
+    if subscriber_id:
+        return refusal_active(publishable_identity(hashed, subscriber_id))
+    return None
+
+
+async def _widget_key_unknown_here(scope: dict[str, Any], receive: Any, send: Send) -> bool:
+    """Answer a widget request whose publishable key this process found unknown moments ago (as Django would:
+    401 invalid-api-key, no CORS grant); True when answered."""
+    key = _widget_key(scope, _headers(scope))
+    if not key or not key.startswith("pk_") or not key_recently_unknown(key_hash(key)):
+        return False
+    await _discard_body(receive)
+    await _problem_encoded(Problem("invalid-api-key", headers={"Vary": "Origin"}), None, str(scope["path"])).send(send)
+    return True
+
+
 async def _widget_refused_here(scope: dict[str, Any], receive: Any, send: Send) -> bool:
     """Answer a widget request whose publishable key the bucket refused and has no token yet, with the CORS
     headers Django would add; True when answered. From an origin the key does not allow: Django answers."""
     headers = _headers(scope)
     key = _widget_key(scope, headers)
-    refusal = refusal_active(publishable_identity(key_hash(key))) if key else None
+    refusal = _widget_refusal(scope, headers, key_hash(key)) if key else None
     if refusal is None:
         return False
     origin = headers.get("origin")
@@ -361,7 +401,7 @@ async def _django_context(scope: dict[str, Any], receive: Any, send: Send, heade
     try:
         key, decision, touch = await _key_and_token(headers.get("authorization"))
     except Problem as problem:
-        if problem.problem_type.slug != "rate-limited":
+        if problem.problem_type.slug not in FRONT_REFUSALS:
             return False
         await _discard_body(receive)
         await _problem_encoded(problem, None, str(scope["path"])).send(send)
@@ -371,6 +411,13 @@ async def _django_context(scope: dict[str, Any], receive: Any, send: Send, heade
         return False
     scope[FRONT_SCOPE_KEY] = _context(scope, headers, key=key, rate=decision, touch=touch)
     return False
+
+
+# Refusals the front answers itself, with no Django and no thread: an empty bucket, a missing, malformed or
+# unknown key (Django would answer the same problem document).
+FRONT_REFUSALS = frozenset(
+    {"rate-limited", "invalid-api-key", "authentication-required", "publishable-key-not-allowed"}
+)
 
 
 def front(
@@ -392,6 +439,8 @@ def front(
                 pass
             elif scope["path"].startswith(WIDGET_PATH_PREFIX):
                 if refusal_pending() and await _widget_refused_here(scope, receive, send):
+                    return
+                if await _widget_key_unknown_here(scope, receive, send):
                     return
             elif scope["path"].startswith(SECRET_PATH_PREFIXES):
                 authorization = headers.get("authorization")

@@ -37,7 +37,14 @@ from herald.front import (
 from herald.problems import Problem, problem_response
 from notifications.proofs import request_subscriber_proof
 from tenants.models import ApiKey
-from tenants.ratelimit import RateDecision, publishable_identity, rate_limit_take, refusal_remember
+from tenants.ratelimit import (
+    RateDecision,
+    bad_proof_identity,
+    bad_proof_take,
+    publishable_identity,
+    rate_limit_take,
+    refusal_remember,
+)
 from tenants.resolve import (
     ResolvedKey,
     origin_allowed_by_any_key,
@@ -80,18 +87,32 @@ def _with_cors(response: HttpResponseBase, origin: str | None) -> HttpResponseBa
     return response
 
 
-def _rate_limit(request: HttpRequest, key: ResolvedKey) -> RateDecision:
-    """Take a token; refused: 429, and the server's front answers the same key's next requests itself until its
-    next token (herald.front)."""
-    decision = rate_limit_take(api_key_id=key.api_key_id, plan=key.plan)
+def _rate_limit(request: HttpRequest, key: ResolvedKey, subscriber_id: str | None = None) -> RateDecision:
+    """Take a token (a widget request: from its subscriber's bucket); refused: 429, and the server's front
+    answers the same key's (subscriber's) next requests itself until its next token (herald.front)."""
+    decision = rate_limit_take(api_key_id=key.api_key_id, plan=key.plan, subject=subscriber_id)
     request.herald_rate = decision  # type: ignore[attr-defined]
     if not decision.allowed:
         if key.kind == "secret":
             refusal_remember(request.headers.get("Authorization"), decision)
         else:
-            refusal_remember(publishable_identity(key.key_hash), decision, key.allowed_origins)
+            refusal_remember(publishable_identity(key.key_hash, subscriber_id), decision, key.allowed_origins)
         raise Problem("rate-limited", headers=decision.headers())
     return decision
+
+
+def _proven_subscriber(request: HttpRequest, key: ResolvedKey, bearer_token: str | None) -> str:
+    """The subscriber a widget request proved. A refused proof spends a token of the client address's
+    bad-proof bucket, never the organisation's; with that bucket empty, 429 (and the front answers)."""
+    try:
+        return request_subscriber_proof(request, key, bearer_token)
+    except Problem:
+        identity = bad_proof_identity(key.key_hash, str(request.META.get("REMOTE_ADDR") or ""))
+        decision = bad_proof_take(identity)
+        if not decision.allowed:
+            refusal_remember(identity, decision, key.allowed_origins)
+            raise Problem("rate-limited", headers=decision.headers()) from None
+        raise
 
 
 def _front_decision(request: HttpRequest) -> tuple[ResolvedKey | None, RateDecision | None]:
@@ -176,9 +197,10 @@ def widget_operation(run: Callable[..., HttpResponseBase]) -> Callable[..., Http
             _body_check(request)
             key, bearer_token = request_publishable_key(request)
             origin = origin_check(request, key)
-            decision = _rate_limit(request, key)
+            subscriber_id = _proven_subscriber(request, key, bearer_token)
+            decision = _rate_limit(request, key, subscriber_id)
             unknown_query_check(request, declared)
-            request.herald_subscriber_id = request_subscriber_proof(request, key, bearer_token)  # type: ignore[attr-defined]
+            request.herald_subscriber_id = subscriber_id  # type: ignore[attr-defined]
             request.herald_key = key  # type: ignore[attr-defined]
             response = _run_in_tenant(request, key, lambda: run(request, *args, **kwargs))
         except Problem as problem:

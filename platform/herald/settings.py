@@ -156,6 +156,16 @@ HERALD_WS_BURST = env_int("HERALD_WS_BURST", 30, minimum=1)  # ... and in a burs
 # above the replay limit so a full replay to a slow client fits.
 HERALD_WS_SEND_QUEUE = env_int("HERALD_WS_SEND_QUEUE", 2_000, minimum=10)
 HERALD_WS_REPLAY_LIMIT = env_int("HERALD_WS_REPLAY_LIMIT", 1_000, minimum=1)  # more missed: `reset`
+# Failed widget proofs per client address and publishable key, per process (they never spend the
+# organisation's budget); over it, 429 from the front until the next token.
+HERALD_BAD_PROOF_RATE = env_int("HERALD_BAD_PROOF_RATE", 2, minimum=1)  # per second, sustained
+HERALD_BAD_PROOF_BURST = env_int("HERALD_BAD_PROOF_BURST", 20, minimum=1)
+# Socket caps, per process (notifications.socket_limits); over any of them the socket closes with 4429.
+HERALD_WS_MAX_PER_KEY = env_int("HERALD_WS_MAX_PER_KEY", 10_000, minimum=1)  # sockets of one publishable key
+HERALD_WS_MAX_PER_SUBSCRIBER = env_int("HERALD_WS_MAX_PER_SUBSCRIBER", 20, minimum=1)  # authenticated, one subscriber
+HERALD_WS_MAX_UNAUTHENTICATED_PER_CLIENT = env_int("HERALD_WS_MAX_UNAUTHENTICATED_PER_CLIENT", 200, minimum=1)
+HERALD_WS_CONNECT_RATE = env_int("HERALD_WS_CONNECT_RATE", 100, minimum=1)  # new sockets per second per address
+HERALD_WS_CONNECT_BURST = env_int("HERALD_WS_CONNECT_BURST", 500, minimum=1)
 HERALD_INBOX_RETENTION_DAYS = env_int("HERALD_INBOX_RETENTION_DAYS", 90, minimum=1)  # older cursor: `reset`
 
 # --- tenancy -----------------------------------------------------------------

@@ -97,15 +97,18 @@ def test_a_refused_publishable_key_is_answered_at_the_front_with_cors_until_its_
 
     url = herald_server.url + "/v1/inbox/unread-count"
     row = ApiKey.objects.get(key_hash=key_hash(acme.publishable_key))
-    redis_client().hset(bucket_key(row.pk), mapping={"tokens": "-99", "ts": str(int(time.time() * 1000))})
+    # Widget requests spend their subscriber's bucket: ada's is empty, bob's untouched.
+    redis_client().hset(bucket_key(row.pk, "ada"), mapping={"tokens": "-99", "ts": str(int(time.time() * 1000))})
     refused_at = time.monotonic()
     first = httpx.get(url, headers=_widget_headers(acme, "ada", ALLOWED_ORIGIN), timeout=10)
     assert first.status_code == 429 and first.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
-    redis_client().delete(bucket_key(row.pk))  # a full bucket in Redis: only the server's memory refuses now
+    redis_client().delete(bucket_key(row.pk, "ada"))  # a full bucket in Redis: only the server's memory refuses now
     again = httpx.get(url, headers=_widget_headers(acme, "ada", ALLOWED_ORIGIN), timeout=10)
-    by_query = httpx.get(url + f"?pk={acme.publishable_key}", headers={**_widget_headers(acme, "bob", ALLOWED_ORIGIN)})
+    by_query = httpx.get(url + f"?pk={acme.publishable_key}", headers={**_widget_headers(acme, "ada", ALLOWED_ORIGIN)})
+    bob = httpx.get(url + f"?pk={acme.publishable_key}", headers={**_widget_headers(acme, "bob", ALLOWED_ORIGIN)})
     elsewhere = httpx.get(url, headers=_widget_headers(acme, "ada", "http://evil.test"), timeout=10)
     assert time.monotonic() - refused_at < 1.8, "too slow to tell memory from Redis"
+    assert bob.status_code == 200, bob.text
     for response in (again, by_query):
         assert response.status_code == 429 and response.json()["type"].endswith("/rate-limited")
         assert response.json()["instance"] == "/v1/inbox/unread-count"
