@@ -9,19 +9,22 @@ from __future__ import annotations
 import itertools
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import Client
 
 from tenants.models import Membership
 from tests.conftest import Org, make_org
 from tests.servers import HeraldServer
 
+T = TypeVar("T")
 _addresses = itertools.count(1)
 
 
@@ -154,3 +157,41 @@ def page_problems(page: Any) -> dict[str, list[str]]:
 def screenshot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+# Playwright's sync API runs an event loop in the test's thread, where Django refuses database calls: database
+# work of the browser tests runs on this one worker thread (as in tests/widget).
+_db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portal-db")
+
+
+def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `fn` on the database thread and return its result."""
+    return _db_thread.submit(fn, *args, **kwargs).result(timeout=60)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _close_db_thread_connection() -> Iterator[None]:
+    yield
+    off_loop(connections.close_all)
+
+
+BROWSER_PASSWORD = "portal browser password 51"
+
+
+def browser_user(label: str) -> User:
+    """A user with a password and a confirmed e-mail, who can sign in through the form."""
+    from allauth.account.models import EmailAddress
+
+    tag = uuid.uuid4().hex[:8]
+    email = f"{label}-{tag}@example.test"
+    user = User.objects.create_user(username=f"{label}-{tag}", email=email, password=BROWSER_PASSWORD)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    return user
+
+
+def sign_in(page: Any, url: str, user: User) -> None:
+    page.goto(url + "/accounts/login/")
+    page.locator("#id_login").fill(user.email)
+    page.locator("#id_password").fill(BROWSER_PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url(lambda u: "/accounts/login/" not in u)
