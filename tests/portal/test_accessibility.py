@@ -83,7 +83,7 @@ def check(page: Any, name: str) -> list[str]:
     if overflow > 0:
         widest = page.evaluate(
             """[...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > innerWidth)
-               .slice(0, 3).map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
+               .slice(0, 3).map((e) => e.tagName + '.' + e.className)"""
         )
         wrong.append(f"{name}: {overflow}px wider than the viewport: {widest}")
     problems = page_problems(page)
