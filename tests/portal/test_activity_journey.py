@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from infra.browser import LAUNCH_ARGS, BrowserMissingError, executable_path
 from notifications import services
 from tests.portal.conftest import Team
+from tests.portal.send_support import portal_send
 from tests.servers import HeraldServer
 
 pytestmark = pytest.mark.browser
@@ -163,13 +164,8 @@ def _sample_data(team: Team) -> tuple[services.SendResult, int]:
             external_id="user-42", fields={"email": "dana@example.com", "name": "Dana"}
         )
         services.topic_subscribers_add(organization_id=org.pk, topic=topic, external_ids=["user-42"])
-        sent = services.notification_send(
-            organization_id=org.pk,
-            draft=services.NotificationDraft(title="Deploy finished", body="All green", to=["user-42", "u_2"]),
-        )
-        services.notification_send(
-            organization_id=org.pk, draft=services.NotificationDraft(title="To the topic", topic="deploys")
-        )
+    sent = portal_send(team.acme, title="Deploy finished", body="All green", to=["user-42", "u_2"])
+    portal_send(team.acme, title="To the topic", topic="deploys")
     return sent, subscriber.pk
 
 

@@ -8,6 +8,7 @@ from notifications import services
 from notifications.models import InboxItem, Subscriber
 from tests.conftest import Org
 from tests.portal.conftest import Team, client_for
+from tests.portal.send_support import portal_send
 
 
 def subscriber(org: Org, external_id: str, **fields: str) -> int:
@@ -29,10 +30,7 @@ def test_members_search_by_id_or_email_and_open_a_subscriber(team: Team, persona
         services.preferences_set(
             organization_id=team.acme.organization.pk, external_id="user-42", categories={"ads": False}
         )
-        services.notification_send(
-            organization_id=team.acme.organization.pk,
-            draft=services.NotificationDraft(title="Welcome Dana", to=["user-42"]),
-        )
+    portal_send(team.acme, title="Welcome Dana", to=["user-42"])
     client = client_for(team.user(persona))
     by_email = client.get(url(team), {"q": "dana@"}).content.decode()
     assert "user-42" in by_email and "robot-7" not in by_email
@@ -91,11 +89,7 @@ def test_developers_and_viewers_cannot_erase(team: Team, persona: str) -> None:
 @pytest.mark.parametrize("persona", ["owner", "admin"])
 def test_erasure_asks_first_then_deletes_the_subscriber_and_inbox(team: Team, persona: str) -> None:
     pk = subscriber(team.acme, "erase-me")
-    with team.acme.activate():
-        services.notification_send(
-            organization_id=team.acme.organization.pk,
-            draft=services.NotificationDraft(title="Bye", to=["erase-me", "stays"]),
-        )
+    portal_send(team.acme, title="Bye", to=["erase-me", "stays"])
     client = client_for(team.user(persona))
     confirm = client.get(url(team, f"subscribers/{pk}/erase"))
     assert confirm.status_code == 200 and "cannot be undone" in confirm.content.decode()

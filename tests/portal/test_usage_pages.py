@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from notifications import services
 from notifications.models import Message
 from tests.conftest import Org
 from tests.portal.conftest import Team, client_for
+from tests.portal.send_support import portal_send
 
 
 def url(org: Org) -> str:
@@ -18,10 +18,8 @@ def url(org: Org) -> str:
 
 
 def send(org: Org, to: list[str], days_ago: int = 0) -> None:
+    result = portal_send(org, title="u", to=to)
     with org.activate():
-        result = services.notification_send(
-            organization_id=org.organization.pk, draft=services.NotificationDraft(title="u", to=to)
-        )
         if days_ago:
             Message.objects.filter(pk=result.id).update(created_at=timezone.now() - timedelta(days=days_ago))
 
