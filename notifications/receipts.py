@@ -1,10 +1,10 @@
 """Delivery receipts: when a message was first written to one of its recipient's sockets.
 
-Off the hot path and in batches. The hub (live frames) and the consumer's
-catch-up (replayed frames) call `delivered`, which only appends to this event
+Off the hot path and in batches. The hub calls `delivered` for live frames and
+the consumer's catch-up calls `replayed`; both only append to this event
 loop's buffer; a flusher task on the same loop writes what gathered every
 FLUSH_EVERY seconds, or sooner once FLUSH_AT receipts wait: per organisation
-ONE `UPDATE ... FROM json_to_recordset(...)` that sets `delivered_at` only
+ONE `UPDATE ... FROM json_array_elements(...)` that sets `delivered_at` only
 where it is still NULL, through the psycopg async pool the lean send path
 uses. A receipt lost to a crash or a database hiccup is only a receipt: the
 notification itself is already durable, so a failed batch is logged and
@@ -18,7 +18,6 @@ import json
 import logging
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from notifications.models import InboxItem
@@ -36,9 +35,15 @@ T_ORGANIZATION = Organization._meta.db_table
 # Receipts are set only where none is yet, so replays and the sockets of other tabs change nothing.
 UPDATE_SQL = f"""
 UPDATE {{schema}}.{T_INBOX} AS i SET delivered_at = r.at
-FROM json_to_recordset(%s::json) AS r(m uuid, s bigint, at timestamptz)
+FROM (
+    SELECT (x->>'m')::uuid AS m, to_timestamp((x->>'at')::float8) AS at, s::bigint AS s
+    FROM json_array_elements(%s::json) AS x, json_array_elements_text(x->'s') AS s
+) AS r
 WHERE i.message_id = r.m AND i.subscriber_id = r.s AND i.delivered_at IS NULL
 """
+
+
+Receipts = tuple[str, float, list[int]]  # (message id, unix time, subscriber pks)
 
 
 class Recipient(Protocol):
@@ -52,27 +57,29 @@ class _Buffer:
     """One event loop's pending receipts and its flusher task."""
 
     def __init__(self) -> None:
-        # organisation id -> [(message id, subscriber pk, unix time)]
-        self.pending: dict[int, list[tuple[str, int, float]]] = {}
+        # organisation id -> [(message id, unix time, subscriber pks)]: one entry per frame written, however
+        # many sockets it went to, so recording a broadcast to 5,000 costs one list of ints.
+        self.pending: dict[int, list[Receipts]] = {}
         self.size = 0
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.written = 0  # rows whose delivered_at this loop set (read by tests and benchmarks)
 
-    def add(self, organization_id: int, rows: list[tuple[str, int, float]]) -> None:
-        if not rows:
+    def add(self, organization_id: int, receipts: Receipts) -> None:
+        count = len(receipts[2])
+        if not count:
             return
-        if self.size + len(rows) > BUFFER_LIMIT:
-            logger.warning("receipts buffer full: %s delivery receipts dropped", len(rows))
+        if self.size + count > BUFFER_LIMIT:
+            logger.warning("receipts buffer full: %s delivery receipts dropped", count)
             return
-        self.pending.setdefault(organization_id, []).extend(rows)
-        self.size += len(rows)
+        self.pending.setdefault(organization_id, []).append(receipts)
+        self.size += count
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run())
         if self.size >= FLUSH_AT:
             self.wake.set()
 
-    def take(self) -> dict[int, list[tuple[str, int, float]]]:
+    def take(self) -> dict[int, list[Receipts]]:
         pending, self.pending, self.size = self.pending, {}, 0
         self.wake.clear()
         return pending
@@ -91,7 +98,7 @@ class _Buffer:
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - receipts are best effort; the next batch tries afresh
-                logger.warning("writing %s delivery receipts failed", sum(map(len, pending.values())), exc_info=True)
+                logger.warning("writing delivery receipts failed", exc_info=True)
 
 
 _buffers: dict[asyncio.AbstractEventLoop, _Buffer] = {}
@@ -114,19 +121,19 @@ def delivered(organization_id: int, message_id: str, members: Iterable[Recipient
     `category` is the one the hub filters opt-outs by (None for direct messages), so a member
     that was skipped is not counted as delivered.
     """
-    now = _now()
-    rows = [
-        (message_id, member.subscriber_pk, now)
+    pks = [
+        member.subscriber_pk
         for member in members
         if member.subscriber_pk is not None and (category is None or category not in member.opted_out)
     ]
-    _buffer().add(organization_id, rows)
+    _buffer().add(organization_id, (message_id, time.time(), pks))
 
 
 def replayed(organization_id: int, subscriber_pk: int, items: Iterable[dict[str, Any]]) -> None:
     """The consumer's catch-up wrote these inbox items (payloads with an `id`) to a socket."""
-    now = _now()
-    _buffer().add(organization_id, [(str(item["id"]), subscriber_pk, now) for item in items])
+    now = time.time()
+    for item in items:
+        _buffer().add(organization_id, (str(item["id"]), now, [subscriber_pk]))
 
 
 async def flush() -> int:
@@ -138,15 +145,11 @@ async def flush() -> int:
     return written
 
 
-def _now() -> float:
-    return time.time()
-
-
 def _schema(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-async def _write(pending: dict[int, list[tuple[str, int, float]]]) -> int:
+async def _write(pending: dict[int, list[Receipts]]) -> int:
     from notifications.sending import connection_pool  # the send engine's pool; imported late, it imports Django
 
     pool = await connection_pool()
@@ -163,9 +166,7 @@ async def _write(pending: dict[int, list[tuple[str, int, float]]]) -> int:
             schema_name = _schemas.get(organization_id)
             if schema_name is None:
                 continue  # the organisation is gone
-            document = json.dumps(
-                [{"m": m, "s": s, "at": datetime.fromtimestamp(at, UTC).isoformat()} for m, s, at in rows]
-            )
+            document = json.dumps([{"m": m, "at": at, "s": pks} for m, at, pks in rows])
             cursor = await conn.execute(UPDATE_SQL.format(schema=_schema(schema_name)), [document])
             written += max(cursor.rowcount, 0)
     return written

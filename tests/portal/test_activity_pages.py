@@ -9,19 +9,17 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from notifications import services
 from notifications.models import InboxItem
 from notifications.selectors import cursor_encode
 from tests.conftest import Org
 from tests.portal.conftest import Team, client_for
+from tests.portal.send_support import portal_send
 
 VIEWERS = ["owner", "admin", "developer", "viewer"]
 
 
 def send(org: Org, **fields: Any) -> str:
-    with org.activate():
-        draft = services.NotificationDraft(**{"title": "Hello", **fields})
-        return services.notification_send(organization_id=org.organization.pk, draft=draft).id
+    return portal_send(org, **fields).id
 
 
 def url(team: Team, path: str = "activity/", org: Org | None = None) -> str:

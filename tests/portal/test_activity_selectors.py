@@ -13,12 +13,11 @@ from notifications import selectors, services
 from notifications.models import InboxItem, Message
 from notifications.selectors import ActivityFilter
 from tests.conftest import Org
+from tests.portal.send_support import portal_send
 
 
 def send(org: Org, **fields: Any) -> str:
-    with org.activate():
-        draft = services.NotificationDraft(**{"title": "Hello", **fields})
-        return services.notification_send(organization_id=org.organization.pk, draft=draft).id
+    return portal_send(org, **fields).id
 
 
 def test_messages_come_newest_first_in_cursor_pages(acme: Org) -> None:
