@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -65,14 +66,25 @@ def subscriber_payload(subscriber: Subscriber) -> dict[str, Any]:
     }
 
 
-SUBSCRIBER_ID_PATTERN = r"^[^\x00-\x1f\x7f/]{1,255}$"
+# The subscriber-id rule, in one place: 1-255 characters, no control characters, no `/` (ids are path segments).
+# The API's pydantic fields and path parameters take the pattern; the socket's `auth` frame, subscriber_id_valid.
+SUBSCRIBER_ID_MAX_LENGTH = 255
+SUBSCRIBER_ID_PATTERN = rf"^[^\x00-\x1f\x7f/]{{1,{SUBSCRIBER_ID_MAX_LENGTH}}}$"
 KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 CATEGORY_PATTERN = r"^[A-Za-z0-9_.:-]{0,100}$"
 MAX_DATA_BYTES = 32 * 1024
 
-SubscriberId = Annotated[str, Field(pattern=SUBSCRIBER_ID_PATTERN, min_length=1, max_length=255)]
+SubscriberId = Annotated[str, Field(pattern=SUBSCRIBER_ID_PATTERN, min_length=1, max_length=SUBSCRIBER_ID_MAX_LENGTH)]
 TopicKey = Annotated[str, Field(pattern=KEY_PATTERN, min_length=1, max_length=100)]
 Category = Annotated[str, Field(pattern=CATEGORY_PATTERN, max_length=100)]
+
+
+_SUBSCRIBER_ID = re.compile(SUBSCRIBER_ID_PATTERN)
+
+
+def subscriber_id_valid(subscriber_id: object) -> bool:
+    """Whether `subscriber_id` is a subscriber id as the API takes them (SUBSCRIBER_ID_PATTERN)."""
+    return isinstance(subscriber_id, str) and _SUBSCRIBER_ID.fullmatch(subscriber_id) is not None
 
 
 def _no_nul(value: Any) -> Any:
