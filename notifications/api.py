@@ -9,7 +9,6 @@ through the send engine (notifications.sending), here and in notifications.lean.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -32,6 +31,7 @@ from notifications.models import InboxItem
 from notifications.schemas import (
     CATEGORY_PATTERN,
     KEY_PATTERN,
+    SUBSCRIBER_ID_MAX_LENGTH,
     SUBSCRIBER_ID_PATTERN,
     BatchIn,
     BatchOut,
@@ -61,7 +61,9 @@ from notifications.schemas import (
 )
 from tenants.resolve import ResolvedKey
 
-SubscriberIdPath = Annotated[str, Path(pattern=SUBSCRIBER_ID_PATTERN, min_length=1, max_length=255)]
+SubscriberIdPath = Annotated[
+    str, Path(pattern=SUBSCRIBER_ID_PATTERN, min_length=1, max_length=SUBSCRIBER_ID_MAX_LENGTH)
+]
 TopicKeyPath = Annotated[str, Path(pattern=KEY_PATTERN, min_length=1, max_length=100)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 CursorParam = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")]
@@ -285,7 +287,8 @@ def subscriber_token_issue(
     request: HttpRequest, subscriber_id: SubscriberIdPath, payload: TokenIn | None = None
 ) -> dict[str, Any]:
     """A short-lived HS256 JWT for the widget (`sub` = subscriber id), signed with the current signing secret."""
-    from notifications.proofs import signing_secrets_live, subscriber_token
+    from notifications.proofs import subscriber_token
+    from tenants.selectors import signing_secrets_live
 
     if selectors.subscriber_pk(external_id=subscriber_id) is None:
         raise Problem("not-found", "No such subscriber")
@@ -357,12 +360,8 @@ def _subscriber_pk_or_404(subscriber_id: str) -> int:
 
 def _server_mark(request: HttpRequest, subscriber_id: str, message_id: str, action: str) -> dict[str, Any]:
     pk = _subscriber_pk_or_404(subscriber_id)
-    try:
-        message_uuid = uuid.UUID(message_id)
-    except ValueError:
-        raise Problem("not-found", "No such notification in this inbox") from None
     item = services.inbox_item_mark(
-        organization_id=_key(request).organization_id, subscriber_pk=pk, message_id=message_uuid, action=action
+        organization_id=_key(request).organization_id, subscriber_pk=pk, message_id=message_id, action=action
     )
     return inbox_item_dict(item)
 
@@ -531,17 +530,11 @@ def inbox_unread_count(request: HttpRequest) -> dict[str, Any]:
 
 
 def _mark(request: HttpRequest, message_id: str, action: str) -> dict[str, Any]:
-    import uuid
-
     pk = _widget_pk(request)
-    try:
-        message_uuid = uuid.UUID(message_id)
-    except ValueError:
-        message_uuid = None
-    if pk is None or message_uuid is None:
+    if pk is None:
         raise Problem("not-found", "No such notification in this inbox")
     item = services.inbox_item_mark(
-        organization_id=_key(request).organization_id, subscriber_pk=pk, message_id=message_uuid, action=action
+        organization_id=_key(request).organization_id, subscriber_pk=pk, message_id=message_id, action=action
     )
     return inbox_item_dict(item)
 

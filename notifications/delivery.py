@@ -14,7 +14,6 @@ after commit, for the socket and the HTTP API alike.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -26,12 +25,13 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from herald.problems import Problem
-from notifications import services
+from notifications import selectors, services
 from notifications.models import InboxItem, Message
 from notifications.proofs import SubscriberProof, subscriber_proof_verify
 from notifications.schemas import inbox_item_dict
-from notifications.services import T_INBOX, T_MESSAGE, T_PREFERENCE, T_SUBSCRIBER, T_TOPICSUB
-from tenants.models import Organization, SigningSecret
+from notifications.selectors import UNREAD_COUNT_SQL
+from notifications.services import T_MESSAGE, T_PREFERENCE, T_SUBSCRIBER, T_TOPICSUB, subscribers_create_sql
+from tenants.models import Organization
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,6 @@ class Replay:
     unread_count: int = 0
 
 
-SIGNING_SECRETS_SQL = f"""
-SELECT secret FROM public.{SigningSecret._meta.db_table}
-WHERE organization_id = %s AND (expires_at IS NULL OR expires_at > now()) ORDER BY id DESC
-"""
-
 # The subscriber (created if new: no sequence value is taken when it exists), its topics, opt-outs and
 # unread count, and the organisation's latest sequence, in one statement: a reconnect storm authenticates
 # thousands of sockets, each on the process's one database thread (docs/architecture.md, measured).
@@ -69,16 +64,14 @@ WITH found AS (
     SELECT id FROM {T_SUBSCRIBER} WHERE external_id = %(external_id)s
 ),
 created AS (
-    INSERT INTO {T_SUBSCRIBER} (external_id, name, email, locale, data, created_at, updated_at)
-    SELECT %(external_id)s, '', '', '', '{{}}'::jsonb, now(), now() WHERE NOT EXISTS (SELECT 1 FROM found)
-    ON CONFLICT (external_id) DO NOTHING
+    {subscribers_create_sql(external_id="%(external_id)s", source="WHERE NOT EXISTS (SELECT 1 FROM found)")}
     RETURNING id
 ),
 s AS (SELECT id FROM found UNION ALL SELECT id FROM created)
 SELECT s.id,
     ARRAY(SELECT topic_id FROM {T_TOPICSUB} WHERE subscriber_id = s.id ORDER BY topic_id),
     ARRAY(SELECT category FROM {T_PREFERENCE} WHERE subscriber_id = s.id AND NOT enabled),
-    (SELECT count(*) FROM {T_INBOX} WHERE subscriber_id = s.id AND read_at IS NULL AND archived_at IS NULL),
+    ({UNREAD_COUNT_SQL.format(subscriber="s.id")}),
     (SELECT coalesce(max(seq), 0) FROM {T_MESSAGE})
 FROM s LIMIT 1
 """
@@ -89,15 +82,8 @@ def subscriber_session_open(
 ) -> SubscriberSession | None:
     """Verify the proof, then load the subscriber (created if new), its topics, opt-outs and unread count and
     the latest cursor; None if refused. Two statements in all."""
-    with connection.cursor() as cursor:
-        cursor.execute(SIGNING_SECRETS_SQL, [organization.pk])
-        secrets = [row[0] for row in cursor.fetchall()]
     proof = subscriber_proof_verify(
-        organization_id=organization.pk,
-        subscriber_id=subscriber_id,
-        subscriber_hash=subscriber_hash,
-        token=token,
-        secrets=secrets,
+        organization_id=organization.pk, subscriber_id=subscriber_id, subscriber_hash=subscriber_hash, token=token
     )
     if proof is None:
         return None
@@ -121,14 +107,10 @@ def subscriber_session_open(
     )
 
 
-def _unread(subscriber_pk: int) -> int:
-    return InboxItem.objects.filter(subscriber_id=subscriber_pk, read_at__isnull=True, archived_at__isnull=True).count()
-
-
 def unread_count(*, organization: Organization, subscriber_pk: int) -> int:
     """The subscriber's unread, unarchived items."""
     with tenant_context(organization):
-        return _unread(subscriber_pk)
+        return selectors.unread_count(subscriber_pk=subscriber_pk)
 
 
 def latest_cursor(*, organization: Organization) -> int:
@@ -147,7 +129,9 @@ def missed_since(*, organization: Organization, subscriber_pk: int, cursor: int 
     limit = int(settings.HERALD_WS_REPLAY_LIMIT)
     with tenant_context(organization):
         bounds = Message.objects.aggregate(latest=Max("seq"), oldest=Min("seq"))
-        replay = Replay(latest_cursor=int(bounds["latest"] or 0), unread_count=_unread(subscriber_pk))
+        replay = Replay(
+            latest_cursor=int(bounds["latest"] or 0), unread_count=selectors.unread_count(subscriber_pk=subscriber_pk)
+        )
         if cursor is None:
             return replay
         if cursor > replay.latest_cursor:
@@ -173,22 +157,12 @@ def missed_since(*, organization: Organization, subscriber_pk: int, cursor: int 
         return replay
 
 
-def _message_uuid(message_id: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(message_id))
-    except ValueError:
-        return None
-
-
 def inbox_item_mark(*, organization: Organization, subscriber_pk: int, message_id: str, action: str) -> bool:
     """Mark one item `read`, `unread` or `archive` (services publishes the change); False if no such item."""
-    message_uuid = _message_uuid(message_id)
-    if message_uuid is None:
-        return False
     with tenant_context(organization):
         try:
             services.inbox_item_mark(
-                organization_id=organization.pk, subscriber_pk=subscriber_pk, message_id=message_uuid, action=action
+                organization_id=organization.pk, subscriber_pk=subscriber_pk, message_id=message_id, action=action
             )
         except Problem:
             return False

@@ -9,15 +9,12 @@ demo subscriber (same-origin, CSRF-checked).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -48,18 +45,15 @@ def demo_state() -> dict[str, str]:
 
 def demo_subscriber_hash(slug: str, subscriber_id: str) -> str:
     """What a customer's backend computes: hex HMAC-SHA256(signing secret, subscriber id)."""
-    from tenants.models import SigningSecret
+    from notifications.proofs import subscriber_hash
+    from tenants.models import Organization
+    from tenants.selectors import signing_secrets_live
 
-    secret = (
-        SigningSecret.objects.filter(organization__slug=slug)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
-        .order_by("-id")
-        .values_list("secret", flat=True)
-        .first()
-    )
-    if secret is None:
+    organization_id = Organization.objects.filter(slug=slug).values_list("pk", flat=True).first()
+    secrets = signing_secrets_live(organization_id) if organization_id is not None else []
+    if not secrets:
         raise Http404("the demo organisation has no signing secret")
-    return hmac.new(secret.encode(), subscriber_id.encode(), hashlib.sha256).hexdigest()
+    return subscriber_hash(secrets[0], subscriber_id)
 
 
 def _content_security_policy(request: HttpRequest) -> str:

@@ -18,16 +18,13 @@ from datetime import UTC, datetime
 from urllib.parse import unquote_to_bytes
 
 import jwt
-from django.db.models import Q
 from django.http import HttpRequest
-from django.utils import timezone
-from django_tenants.utils import schema_context
 
 from herald.problems import Problem
-from tenants.models import SigningSecret
+from notifications.schemas import subscriber_id_valid
 from tenants.resolve import ResolvedKey
+from tenants.selectors import signing_secrets_live
 
-SUBSCRIBER_ID_MAX_LENGTH = 255
 JWT_ALGORITHM = "HS256"
 # The longest a subscriber token may live, whoever signed it: the tokens endpoint issues at most this.
 TOKEN_MAX_LIFETIME_SECONDS = 24 * 3600
@@ -41,29 +38,6 @@ class SubscriberProof:
 
     subscriber_id: str
     expires_at: datetime | None
-
-
-def subscriber_id_valid(subscriber_id: object) -> bool:
-    """A subscriber id as the API takes them: 1-255 characters, not only spaces, no control characters, no `/`,
-    no lone surrogates."""
-    return (
-        isinstance(subscriber_id, str)
-        and 0 < len(subscriber_id) <= SUBSCRIBER_ID_MAX_LENGTH
-        and all(ch >= " " and ch not in "\x7f/" and not "\ud800" <= ch <= "\udfff" for ch in subscriber_id)
-        and subscriber_id.strip(" ") != ""
-    )
-
-
-def signing_secrets_live(organization_id: int) -> list[str]:
-    """The organisation's signing secrets that are still valid, newest first."""
-    now = timezone.now()
-    with schema_context("public"):
-        return list(
-            SigningSecret.objects.filter(organization_id=organization_id)
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-            .order_by("-id")
-            .values_list("secret", flat=True)
-        )
 
 
 def subscriber_hash(secret: str, subscriber_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -67,7 +68,10 @@ def subscriber_payload(subscriber: Subscriber) -> dict[str, Any]:
     }
 
 
-# Each pattern with its rule in words: validation errors show the words, never the regex (herald.wording).
+# The subscriber-id rule, in one place: 1-255 characters, not only spaces, no control characters, no `/` (ids
+# are path segments). The API's pydantic fields and path parameters take the pattern (with its rule in words for
+# validation errors: herald.wording); the socket's `auth` frame, subscriber_id_valid.
+SUBSCRIBER_ID_MAX_LENGTH = 255
 SUBSCRIBER_ID_PATTERN = pattern_describe(
     r"^[^\x00-\x1f\x7f/]*[^\x00-\x20\x7f/][^\x00-\x1f\x7f/]*$",
     "a subscriber id is 1-255 characters, not only spaces; `/` and control characters are not allowed",
@@ -80,9 +84,23 @@ CATEGORY_PATTERN = pattern_describe(
 )
 MAX_DATA_BYTES = 32 * 1024
 
-SubscriberId = Annotated[str, Field(pattern=SUBSCRIBER_ID_PATTERN, min_length=1, max_length=255)]
+SubscriberId = Annotated[str, Field(pattern=SUBSCRIBER_ID_PATTERN, min_length=1, max_length=SUBSCRIBER_ID_MAX_LENGTH)]
 TopicKey = Annotated[str, Field(pattern=KEY_PATTERN, min_length=1, max_length=100)]
 Category = Annotated[str, Field(pattern=CATEGORY_PATTERN, max_length=100)]
+
+
+_SUBSCRIBER_ID = re.compile(SUBSCRIBER_ID_PATTERN)
+
+
+def subscriber_id_valid(subscriber_id: object) -> bool:
+    """Whether `subscriber_id` is a subscriber id as the API takes them (SUBSCRIBER_ID_PATTERN, at most
+    SUBSCRIBER_ID_MAX_LENGTH characters, and no lone surrogates, which PostgreSQL cannot store)."""
+    return (
+        isinstance(subscriber_id, str)
+        and 0 < len(subscriber_id) <= SUBSCRIBER_ID_MAX_LENGTH
+        and _SUBSCRIBER_ID.fullmatch(subscriber_id) is not None
+        and not any("\ud800" <= ch <= "\udfff" for ch in subscriber_id)
+    )
 
 
 def _no_nul(value: Any) -> Any:

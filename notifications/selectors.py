@@ -23,6 +23,14 @@ from notifications.models import InboxItem, Message, Preference, Subscriber, Top
 
 T = TypeVar("T")
 
+# The unread rule, in one place: an inbox item neither read nor archived (the partial index `inboxitem_unread`).
+# Written as SQL because the socket's session statement (notifications.delivery.SESSION_SQL) counts inside its
+# one round trip; `{subscriber}` is the SQL expression of the subscriber's pk.
+UNREAD_COUNT_SQL = (
+    f"SELECT count(*) FROM {InboxItem._meta.db_table}"
+    " WHERE subscriber_id = {subscriber} AND read_at IS NULL AND archived_at IS NULL"
+)
+
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
@@ -114,10 +122,21 @@ def inbox_page(
 
 
 def unread_count(*, subscriber_pk: int | None) -> int:
-    """Unread, unarchived items of a subscriber."""
+    """Unread, unarchived items of a subscriber (UNREAD_COUNT_SQL)."""
     if subscriber_pk is None:
         return 0
-    return InboxItem.objects.filter(subscriber_id=subscriber_pk, read_at__isnull=True, archived_at__isnull=True).count()
+    with connection.cursor() as cursor:
+        cursor.execute(UNREAD_COUNT_SQL.format(subscriber="%s"), [subscriber_pk])
+        row = cursor.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def message_id_parse(message_id: str) -> uuid.UUID | None:
+    """The message (and inbox item) id a client gave, or None when it is not one."""
+    try:
+        return uuid.UUID(str(message_id))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -132,9 +151,8 @@ class MessageWithDelivery:
 
 def message_get(*, message_id: str) -> MessageWithDelivery | None:
     """A message and how its inbox items stand (two queries)."""
-    try:
-        pk = uuid.UUID(message_id)
-    except ValueError:
+    pk = message_id_parse(message_id)
+    if pk is None:
         return None
     message = Message.objects.filter(pk=pk).select_related("topic").first()
     if message is None:

@@ -12,7 +12,6 @@ Sending is not here: every send goes through the send engine
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +35,7 @@ from notifications.realtime import (
     publish_to_subscriber_after_commit,
     publish_topic_membership_after_commit,
 )
+from notifications.selectors import message_id_parse, unread_count
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +78,19 @@ def subscriber_delete(*, external_id: str) -> bool:
     return True
 
 
-SUBSCRIBERS_ENSURE_SQL = f"""
-INSERT INTO {T_SUBSCRIBER} (external_id, name, email, locale, data, created_at, updated_at)
-SELECT x, '', '', '', '{{}}'::jsonb, now(), now() FROM unnest(%s::text[]) AS x ORDER BY x
-ON CONFLICT (external_id) DO NOTHING
-"""
+def subscribers_create_sql(*, external_id: str, source: str) -> str:
+    """The one statement that creates subscribers named for the first time: empty fields; existing ones untouched.
+
+    `external_id` is the SQL expression of each id and `source` what follows it (FROM / WHERE / ORDER BY).
+    """
+    return (
+        f"INSERT INTO {T_SUBSCRIBER} (external_id, name, email, locale, data, created_at, updated_at)\n"
+        f"SELECT {external_id}, '', '', '', '{{}}'::jsonb, now(), now() {source}\n"
+        "ON CONFLICT (external_id) DO NOTHING"
+    )
+
+
+SUBSCRIBERS_ENSURE_SQL = subscribers_create_sql(external_id="x", source="FROM unnest(%s::text[]) AS x ORDER BY x")
 
 
 def subscribers_ensure(external_ids: list[str]) -> None:
@@ -157,19 +165,18 @@ def topic_delete(*, organization_id: int, key: str) -> bool:
 # --- inbox (widget) ------------------------------------------------------------------------
 
 
-def _unread_count(subscriber_pk: int) -> int:
-    return InboxItem.objects.filter(subscriber_id=subscriber_pk, read_at__isnull=True, archived_at__isnull=True).count()
-
-
 @transaction.atomic
-def inbox_item_mark(*, organization_id: int, subscriber_pk: int, message_id: uuid.UUID, action: str) -> InboxItem:
+def inbox_item_mark(*, organization_id: int, subscriber_pk: int, message_id: str, action: str) -> InboxItem:
     """Mark one inbox item `read`, `unread`, `archive` or `unarchive`; publishes the change to its sockets."""
-    item = (
-        InboxItem.objects.select_for_update(of=("self",))
-        .select_related("message")
-        .filter(subscriber_id=subscriber_pk, message_id=message_id)
-        .first()
-    )
+    message_uuid = message_id_parse(message_id)
+    item = None
+    if message_uuid is not None:
+        item = (
+            InboxItem.objects.select_for_update(of=("self",))
+            .select_related("message")
+            .filter(subscriber_id=subscriber_pk, message_id=message_uuid)
+            .first()
+        )
     if item is None:
         raise Problem("not-found", "No such notification in this inbox")
     now = timezone.now()
@@ -201,7 +208,7 @@ def inbox_item_mark(*, organization_id: int, subscriber_pk: int, message_id: uui
                 read_at=item.read_at,
                 seen_at=item.seen_at,
                 archived_at=item.archived_at,
-                unread_count=_unread_count(subscriber_pk),
+                unread_count=unread_count(subscriber_pk=subscriber_pk),
             ),
         )
     return item
@@ -228,7 +235,8 @@ def inbox_read_all(*, organization_id: int, subscriber_pk: int) -> int:
 @transaction.atomic
 def preferences_set(*, organization_id: int, external_id: str, categories: dict[str, bool]) -> dict[str, bool]:
     """Set the subscriber's per-category choices (creating the subscriber if new); all its choices after."""
-    subscriber, _ = Subscriber.objects.get_or_create(external_id=external_id)
+    subscribers_ensure([external_id])
+    subscriber = Subscriber.objects.get(external_id=external_id)
     now: datetime = timezone.now()
     if categories:
         with connection.cursor() as cursor:

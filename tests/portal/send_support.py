@@ -1,15 +1,17 @@
-"""One way for the portal tests to send: the same send service the API and the quickstart use."""
+"""One way for the portal tests to send: the send engine the API and the quickstart use."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from notifications import services
+from notifications.sending import NotificationDraft, Sender, SendResult, notification_send_blocking
 from tests.conftest import Org
 
 
-def portal_send(org: Org, **fields: Any) -> services.SendResult:
+def portal_send(org: Org, **fields: Any) -> SendResult:
     """Send one notification in `org` (title "Hello" unless given); its result once committed."""
-    with org.activate():
-        draft = services.NotificationDraft(**{"title": "Hello", **fields})
-        return services.notification_send(organization_id=org.organization.pk, draft=draft)
+    organization = org.organization
+    sender = Sender(organization_id=organization.pk, schema_name=organization.schema_name)
+    answer = notification_send_blocking(sender=sender, draft=NotificationDraft(**{"title": "Hello", **fields}))
+    assert answer.status == 202, answer.body
+    return SendResult(id=answer.body["id"], seq=answer.body["seq"], recipients=answer.body["recipients"])
