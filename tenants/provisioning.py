@@ -101,7 +101,10 @@ def _dump(template: str, fingerprint: str) -> _Dump:
         env["PGPORT"] = str(db["PORT"])
     if db.get("PASSWORD"):
         env["PGPASSWORD"] = str(db["PASSWORD"])
-    output = subprocess.run(command, env=env, check=True, capture_output=True, text=True, timeout=60).stdout  # noqa: S603
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)  # noqa: S603
+    if done.returncode != 0:
+        raise RuntimeError(f"pg_dump of {template!r} failed ({done.returncode}): {done.stderr.strip()[:2000]}")
+    output = done.stdout
     statements: list[str] = []
     for line in output.splitlines():
         stripped = line.strip()
