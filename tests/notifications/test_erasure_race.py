@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.db import connection
 
 from notifications import services
 from notifications.models import InboxItem, Subscriber
-from notifications.services import SEND_SQL, NotificationDraft, send_prepare
+from notifications.sending import SEND_SQL, NotificationDraft, send_prepare
 from tests.conftest import Org
 from tests.notifications.api_support import server_api
 from tests.servers import HeraldServer
@@ -75,7 +76,8 @@ def test_erasure_waits_for_a_send_in_flight_and_then_removes_its_items(acme: Org
         assert api.put(f"/v1/subscribers/{subscriber}", {}).status_code == 200
     with acme.activate():
         gone = Subscriber.objects.get(external_id="gone").pk
-    prepared = send_prepare([NotificationDraft(title="in flight", broadcast=True)], {})
+    # The engine's own statement, held open in a second connection: a send between its write and its commit.
+    prepared = send_prepare([NotificationDraft(title="in flight", broadcast=True)], {}, [uuid.uuid4()])
     raw.execute(SEND_SQL, prepared.params)  # written, not committed
 
     def erase() -> bool:
@@ -111,7 +113,7 @@ def test_a_send_waiting_on_an_erasure_does_not_reach_the_erased_subscriber(
     eraser, erased = _in_thread(erase)
     _wait_for_lock_waiters(1)
 
-    def broadcast() -> httpx.Response:  # through uvicorn: the lean ingest path
+    def broadcast() -> httpx.Response:  # through uvicorn: the send engine
         return httpx.post(
             herald_server.url + "/v1/notifications",
             json={"broadcast": True, "title": "after"},
