@@ -1,7 +1,7 @@
 """The /v1 routers: parse, call one service or selector, shape the answer.
 
 `secret` holds the server API (secret keys), `widget` the inbox widget's API
-(publishable key + subscriber proof). The pipeline in herald.api has already
+(publishable key + subscriber proof). The pipeline in herald.operations has already
 authenticated the request and activated its organisation's schema. Sends go
 through the send engine (notifications.sending), here and in notifications.lean.
 """
