@@ -427,6 +427,9 @@ class _Bridge:
         with self._lock:
             if self._loop is None or self._loop.is_closed():
                 loop = asyncio.new_event_loop()
+                # No pool here: its idle connections would outlive the caller (a command, a test session
+                # whose database is then dropped); each transaction has a connection of its own.
+                _engines[loop] = _Engine(pooled=False)
                 threading.Thread(target=loop.run_forever, name="herald-send", daemon=True).start()
                 self._loop = loop
             return self._loop
@@ -554,7 +557,8 @@ class _Queue:
 class _Engine:
     """The engine's state on one event loop: its connection pool and its per-organisation queues."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pooled: bool = True) -> None:
+        self.pooled = pooled
         self.pool: Any = None
         self._pool_lock = asyncio.Lock()
         self.queues: dict[str, _Queue] = {}
@@ -672,10 +676,10 @@ class _Engine:
 
     async def flush(self, group: list[_Unit], *, fresh: bool) -> None:
         """One transaction for `group` (see the module's docstring); answers its units once committed."""
-        if fresh:
+        if fresh or not self.pooled:
             conn = await psycopg.AsyncConnection.connect(self.conninfo(), autocommit=True, connect_timeout=5)
             try:
-                await _Transaction(self, group, conn, fresh=True).run()
+                await _Transaction(self, group, conn, fresh=fresh).run()
             finally:
                 await conn.close()
         else:

@@ -196,7 +196,7 @@ def request_secret_key(request: HttpRequest) -> ResolvedKey:
 
 
 def secret_key_shape_check(token: str) -> None:
-    """Refuse, without a query, a token that is not a well-formed secret key (the sync and lean paths share it)."""
+    """Refuse, without a query, a token that is not a well-formed secret key (Django and the /v1 front share it)."""
     kind = key_kind(token)
     if kind == "publishable":
         raise Problem("publishable-key-not-allowed")

@@ -41,7 +41,7 @@ def test_rolled_secret_key_works_on_the_server_inside_its_grace_period_and_not_a
     new = api_key_roll(api_key=ApiKey.objects.get(key_hash=key_hash(old)), grace=GRACE).key
     roll_returned_at = time.monotonic()
 
-    inside_send = _post(herald_server, old, SEND)  # the lean path (event loop)
+    inside_send = _post(herald_server, old, SEND)  # the send route of the front (event loop)
     inside_list = _list(herald_server, old)  # a route Django serves
     assert time.monotonic() - rolled_at < grace - 0.5, "too slow: the inside-grace requests may have crossed it"
     assert inside_send.status_code == 202, inside_send.text

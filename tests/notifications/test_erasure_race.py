@@ -76,6 +76,7 @@ def test_erasure_waits_for_a_send_in_flight_and_then_removes_its_items(acme: Org
         assert api.put(f"/v1/subscribers/{subscriber}", {}).status_code == 200
     with acme.activate():
         gone = Subscriber.objects.get(external_id="gone").pk
+    # The engine's own statement, held open in a second connection: a send between its write and its commit.
     prepared = send_prepare([NotificationDraft(title="in flight", broadcast=True)], {}, [uuid.uuid4()])
     raw.execute(SEND_SQL, prepared.params)  # written, not committed
 
@@ -112,7 +113,7 @@ def test_a_send_waiting_on_an_erasure_does_not_reach_the_erased_subscriber(
     eraser, erased = _in_thread(erase)
     _wait_for_lock_waiters(1)
 
-    def broadcast() -> httpx.Response:  # through uvicorn: the lean ingest path
+    def broadcast() -> httpx.Response:  # through uvicorn: the send engine
         return httpx.post(
             herald_server.url + "/v1/notifications",
             json={"broadcast": True, "title": "after"},
