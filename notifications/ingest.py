@@ -33,7 +33,6 @@ import hashlib
 import hmac
 import json
 import logging
-import pickle
 import re
 import time
 from collections import OrderedDict
@@ -50,6 +49,7 @@ from django.utils import timezone
 
 from herald.api import CORS_EXPOSE_HEADERS, MAX_BODY_BYTES, json_parse, validation_errors
 from herald.api_handler import SECURITY_HEADERS
+from herald.compat import cache_value_decode, tenant_cache_key
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
 from notifications.services import (
     SEND_SQL,
@@ -381,10 +381,10 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
     hashed = key_hash(token)
     resolved: ResolvedKey | None = None
     try:
-        # The entry api_key_resolve caches (django_tenants.cache.make_key in the public schema, version 1).
-        raw = await _redis.get().get(f"public::1:apikey:{hashed}")
+        # The entry api_key_resolve caches, in the public schema.
+        raw = await _redis.get().get(tenant_cache_key(f"apikey:{hashed}", schema_name="public"))
         if raw is not None:
-            cached = pickle.loads(raw)  # noqa: S301 - written by our own cache, in our own Redis
+            cached = cache_value_decode(raw)
             if isinstance(cached, ResolvedKey):
                 resolved = cached
     except Exception:  # noqa: BLE001 - fall back to the sync path, which reads the database
