@@ -19,6 +19,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from herald.compat import sansio_handshake_forget
 from notifications import delivery, receipts
 from notifications.groups import organization_group, subscriber_group, topic_group
 from notifications.hub import HubMember, hub, text_message
@@ -77,20 +78,6 @@ async def db_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     dies with it.
     """
     return await asyncio.ensure_future(database_sync_to_async(fn)(*args, **kwargs))
-
-
-def _forget_handshake(send: Any) -> None:
-    """Free the handshake's request and response uvicorn's websockets-sansio protocol keeps for the
-    socket's whole life (~2-3 KiB a socket). Relies on uvicorn 0.54 internals: pinned in pyproject,
-    covered by every end-to-end test."""
-    protocol: Any = getattr(send, "__self__", None)
-    if type(protocol).__name__ == "WebSocketsSansIOProtocol" and getattr(protocol, "handshake_complete", False):
-        request = getattr(protocol, "request", None)
-        if request is not None:
-            # websockets' parser generator keeps the request alive too: empty its headers.
-            request.headers.clear()
-        protocol.request = None
-        protocol.response = None
 
 
 # Frames nest no deeper than this: a protocol frame is two levels deep, and json.loads recurses once per level
@@ -188,7 +175,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         self.key_timer: asyncio.TimerHandle | None = None
         self.counted_subscriber: int | None = None
         await self.accept()
-        _forget_handshake(self.base_send)
+        sansio_handshake_forget(self.base_send)
         headers = self.scope.get("headers")
         if isinstance(headers, list):
             # Read by the middleware, needed by nobody after accept; ~1 KiB a socket.

@@ -31,6 +31,7 @@ from channels.layers import get_channel_layer
 from websockets.frames import Frame, Opcode
 
 from herald import metrics
+from herald.compat import asgi_transport_abort, future_unblock, sansio_protocol, sansio_write
 from notifications import receipts
 from notifications.groups import group_tenant, subscriber_group, topic_group
 
@@ -89,11 +90,7 @@ class SocketWriter:
         `close_sent`): pinned in pyproject and exercised by every end-to-end test.
         Under any other server every frame goes through the ASGI `send`.
         """
-        protocol = getattr(self.base_send, "__self__", None)
-        if type(protocol).__name__ == "WebSocketsSansIOProtocol" and all(
-            hasattr(protocol, name) for name in ("transport", "writable", "close_sent")
-        ):
-            self._protocol = protocol
+        self._protocol = sansio_protocol(self.base_send)
 
     def push(self, message: ASGIMessage) -> None:
         """Send `message` after everything pushed before it, without waiting."""
@@ -108,12 +105,12 @@ class SocketWriter:
         protocol = self._protocol
         if protocol is not None:
             wire = message.get(WIRE)
-            if wire is not None and protocol.writable.is_set():
-                if protocol.close_sent or protocol.transport.is_closing():
+            if wire is not None:
+                written = sansio_write(protocol, wire)
+                if written == "closed":
                     self._dead = True
+                if written != "busy":
                     return
-                protocol.transport.write(wire)
-                return
         step = self.base_send(message)
         try:
             waiting_on = step.send(None)  # type: ignore[attr-defined]
@@ -134,7 +131,7 @@ class SocketWriter:
                 else:
                     # What a Task does with a yielded future: the send coroutine marked it
                     # "blocking"; awaiting it again here would otherwise raise RuntimeError.
-                    waiting_on._asyncio_future_blocking = False
+                    future_unblock(waiting_on)
                     await waiting_on
                 try:
                     waiting_on = step.send(None)
@@ -157,9 +154,7 @@ class SocketWriter:
         self._pending = None
         if self._drain_task is not None:
             self._drain_task.cancel()
-        transport = getattr(getattr(self.base_send, "__self__", None), "transport", None)
-        if transport is not None:
-            transport.abort()
+        asgi_transport_abort(self.base_send)
 
     def writer_stop(self) -> None:
         self._dead = True

@@ -41,10 +41,10 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.db import transaction
 
 from herald import metrics
+from herald.compat import asgiref_runs_for_a_loop, pubsub_publish_pipelined
 from notifications.groups import organization_group, subscriber_group, topic_group
 
 logger = logging.getLogger(__name__)
@@ -89,17 +89,6 @@ class _PublisherLoop:
 _publisher = _PublisherLoop()
 
 
-def _in_async_context() -> bool:
-    """True in a thread that `sync_to_async` runs for an event loop (async_to_sync reuses that loop)."""
-    import os
-
-    from asgiref.sync import SyncToAsync
-
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    pid = getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None)
-    return loop is not None and pid == os.getpid() and loop.is_running()
-
-
 async def agroup_send(group: str, event: dict[str, Any]) -> None:
     """Publish from async code: awaited on the caller's long-lived loop; failures are logged, not raised."""
     layer = get_channel_layer()
@@ -115,44 +104,18 @@ async def agroup_send(group: str, event: dict[str, Any]) -> None:
 async def agroup_send_many(pairs: list[tuple[str, dict[str, Any]]]) -> None:
     """Publish many (group, event) pairs; on the PubSub layer, one pipelined round trip per shard.
 
-    A batch of 100 sends otherwise pays 100 sequential PUBLISH round trips.
-    This reads channels-redis 4.3's shard internals (`_lock`, `_ensure_redis`,
-    `_redis`), pinned in constraints.txt; any other layer, or a failure of the
-    pipeline, falls back to one `group_send` per pair.
+    A batch of 100 sends otherwise pays 100 sequential PUBLISH round trips (herald.compat reaches into
+    channels-redis for it); any other layer gets one `group_send` per pair.
     """
     if not pairs:
         return
     layer = get_channel_layer()
     if layer is None:
         return
-    loop_layer = None
-    if isinstance(layer, RedisPubSubChannelLayer):
-        try:
-            loop_layer = layer._get_layer()
-        except Exception:  # noqa: BLE001 - fall back below
-            loop_layer = None
-    if loop_layer is None or not all(hasattr(shard, "_lock") for shard in getattr(loop_layer, "_shards", [])):
-        for group, event in pairs:
-            await agroup_send(group, event)
+    if await pubsub_publish_pipelined(layer, [(group, {**event, "group": group}) for group, event in pairs]):
         return
-    by_shard: dict[int, list[tuple[str, bytes]]] = {}
     for group, event in pairs:
-        channel = loop_layer._get_group_channel_name(group)
-        shard = loop_layer._get_shard(channel)
-        by_shard.setdefault(id(shard), []).append((channel, layer.serialize({**event, "group": group})))
-    shards = {id(shard): shard for shard in loop_layer._shards}
-    for shard_id, messages in by_shard.items():
-        shard = shards[shard_id]
-        try:
-            async with shard._lock:
-                shard._ensure_redis()
-                pipeline = shard._redis.pipeline(transaction=False)
-                for channel, payload in messages:
-                    pipeline.publish(channel, payload)
-                await pipeline.execute()
-        except Exception:  # noqa: BLE001 - the database already holds it; clients catch up by cursor
-            logger.warning("pipelined publish of %d events failed", len(messages), exc_info=True)
-            metrics.channel_layer_publish_failures.inc(len(messages))
+        await agroup_send(group, event)
 
 
 def _publish_now(pairs: list[tuple[str, dict[str, Any]]]) -> None:
@@ -168,7 +131,7 @@ def _publish_now(pairs: list[tuple[str, dict[str, Any]]]) -> None:
         loop.create_task(agroup_send_many(pairs))
         return
     try:
-        if _in_async_context():
+        if asgiref_runs_for_a_loop():
             async_to_sync(agroup_send_many)(pairs)
         else:
             _publisher.run(lambda: agroup_send_many(pairs))

@@ -437,9 +437,9 @@ class _Bridge:
     def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         from asgiref.sync import async_to_sync
 
-        from notifications.realtime import _in_async_context
+        from herald.compat import asgiref_runs_for_a_loop
 
-        if _in_async_context():
+        if asgiref_runs_for_a_loop():
 
             async def awaited() -> _T:
                 return await coroutine

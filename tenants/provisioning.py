@@ -29,10 +29,11 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, connections, transaction
+
+from herald.compat import pgserver_bin_dir
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +60,9 @@ def template_schema() -> str:
 
 
 def _pg_dump_binary() -> str:
-    try:
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        candidate = Path(POSTGRES_BIN_PATH) / "pg_dump"
-        if candidate.exists():
-            return str(candidate)
-    except ImportError:  # pragma: no cover - pgserver is a dependency
-        pass
+    bundled = pgserver_bin_dir()
+    if bundled is not None and (bundled / "pg_dump").exists():
+        return str(bundled / "pg_dump")
     found = shutil.which("pg_dump")
     if not found:
         raise RuntimeError("pg_dump not found: install PostgreSQL client tools or pgserver")

@@ -10,13 +10,12 @@ what the API needs of Django's: the Host check (ALLOWED_HOSTS), the security hea
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from django.core.handlers.asgi import ASGIHandler
-from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
+from herald.compat import django_handler_chain_install
 from herald.front import SECURITY_HEADERS
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
@@ -39,8 +38,4 @@ class ApiHandler(ASGIHandler):
     """ASGIHandler with `api_middleware` as its whole middleware chain (always async)."""
 
     def load_middleware(self, is_async: bool = False) -> None:
-        self._view_middleware: list[Any] = []
-        self._template_response_middleware: list[Any] = []
-        self._exception_middleware: list[Any] = []
-        inner: Any = convert_exception_to_response(self._get_response_async)  # type: ignore[attr-defined]
-        self._middleware_chain = convert_exception_to_response(api_middleware(inner))
+        django_handler_chain_install(self, api_middleware)

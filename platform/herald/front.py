@@ -24,7 +24,6 @@ import asyncio
 import hmac
 import json
 import logging
-import pickle
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,6 +34,7 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
+from herald.compat import cache_value_decode, tenant_cache_key
 from herald.logs import log_organization
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
 from notifications.proofs import (
@@ -221,10 +221,10 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
         raise Problem("invalid-api-key")  # no query, no thread: refused requests never queue ahead of others
     resolved: ResolvedKey | None = None
     try:
-        # The entry api_key_resolve caches (django_tenants.cache.make_key in the public schema, version 1).
-        raw = await _redis.get().get(f"public::1:apikey:{hashed}")
+        # The entry api_key_resolve caches, in the public schema.
+        raw = await _redis.get().get(tenant_cache_key(f"apikey:{hashed}", schema_name="public"))
         if raw is not None:
-            cached = pickle.loads(raw)  # noqa: S301 - written by our own cache, in our own Redis
+            cached = cache_value_decode(raw)
             if isinstance(cached, ResolvedKey):
                 resolved = cached
     except Exception:  # noqa: BLE001 - fall back to the sync path, which reads the database

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpResponse
 from ninja.operation import PathView
 
+from herald.compat import ninja_method_not_allowed_install
 from herald.openapi import api
 from herald.problems import problem_response
 from notifications.api import secret, widget
@@ -16,12 +17,11 @@ api.add_router("", widget)
 def _method_not_allowed(view: PathView) -> HttpResponse:
     """A route's answer to a method it does not serve: a problem document with `Allow` (django-ninja's is HTML).
 
-    django-ninja clones each router's PathView when it binds the router to the API, so this replaces the
-    method on the class: this process serves one NinjaAPI, this one."""
+    Installed on django-ninja's PathView class (herald.compat): this process serves one NinjaAPI, this one."""
     allowed = ", ".join(sorted({method for operation in view.operations for method in operation.methods}))
     return problem_response("method-not-allowed", f"Allowed: {allowed}", headers={"Allow": allowed})
 
 
-PathView._not_allowed = _method_not_allowed  # type: ignore[method-assign, assignment]
+ninja_method_not_allowed_install(_method_not_allowed)
 
 __all__ = ["api"]
