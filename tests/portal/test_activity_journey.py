@@ -134,6 +134,15 @@ def test_live_preview_then_delivered_and_read_receipts_on_the_activity_page(
     activity.goto(f"/o/{slug}/activity/{message_id}")
     assert receipt(activity, "portal-preview", "delivered") == "yes"
     assert receipt(activity, "portal-preview", "read") == "yes"
+
+    # The quickstart's own form sends through the same service; the preview shows it live, no reload.
+    page.locator("#id_title").fill("Sent from the form")
+    page.locator("#id_body").fill("Typed in the portal")
+    page.get_by_role("button", name="Send test notification").click()
+    page.locator("#test-result", has_text="Sent").wait_for()
+    inbox.locator("[part~='item-title']", has_text="Sent from the form").wait_for(state="attached")
+    eventually(lambda: page.evaluate("document.querySelector('herald-inbox').unreadCount") == 1)
+    page.screenshot(path=str(SCREENSHOTS / "quickstart-test-sent.png"), full_page=True)
     for p in (page, activity):
         assert page_problems(p) == {"violations": [], "errors": []}
     context.close()
