@@ -117,9 +117,13 @@ def portal_server(django_db_setup: None) -> Iterator[PortalServer]:
         yield PortalServer(server=server, outbox=outbox)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium; no browser at all is a failure, not a skip."""
+    """One headless Chromium per module; no browser at all is a failure, not a skip.
+
+    Module-scoped: Playwright's sync API keeps an event loop running in the test thread while it lives, and
+    Django refuses database calls there, so it must be gone before the portal's other tests run.
+    """
     from playwright.sync_api import sync_playwright
 
     from infra.browser import LAUNCH_ARGS, BrowserMissingError, executable_path

@@ -215,3 +215,15 @@ def test_smtp_is_chosen_by_email_host() -> None:
         [sys.executable, "-c", probe], env={**env, "EMAIL_PORT": "smtp"}, capture_output=True, text=True
     )
     assert bad.returncode != 0 and "EMAIL_PORT" in bad.stderr
+
+
+def test_users_sessions_and_accounts_live_in_the_public_schema_only(team: Team) -> None:
+    tables = ["auth_user", "django_session", "account_emailaddress", "mfa_authenticator", "tenants_auditentry"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name = ANY(%s)", [tables]
+        )
+        found = cursor.fetchall()
+    assert {name for schema, name in found if schema == "public"} == set(tables)
+    assert [(schema, name) for schema, name in found if schema != "public"] == []
+    assert team.acme.organization.schema_name != "public"

@@ -112,3 +112,14 @@ def test_the_key_list_shows_who_created_each_key(team: Team) -> None:
     client.post(f"/o/{team.acme.organization.slug}/keys/new", {"name": "mine", "kind": "secret"})
     page = client.get(f"/o/{team.acme.organization.slug}/keys/").content.decode()
     assert team.developer.email in page
+
+
+def test_a_plan_change_is_recorded(team: Team) -> None:
+    from tenants.services import organization_plan_change
+
+    organization_plan_change(organization=team.acme.organization, plan="pro", actor=team.owner, ip="10.1.2.3")
+    organization_plan_change(organization=team.acme.organization, plan="pro", actor=team.owner)  # no change
+    (entry,) = entries(team, "plan.changed")
+    assert entry.data == {"before": "free", "after": "pro"} and entry.ip == "10.1.2.3"
+    team.acme.organization.refresh_from_db()
+    assert team.acme.organization.plan == "pro"

@@ -435,3 +435,17 @@ def test_a_user_without_organisations_is_asked_to_create_one() -> None:
 def test_anonymous_front_door_offers_sign_in_and_sign_up() -> None:
     body = Client().get("/").content.decode()
     assert "/accounts/login/" in body and "/accounts/signup/" in body
+
+
+def test_a_globex_member_cannot_withdraw_an_acme_invitation_through_globex(team: Team) -> None:
+    invitation = Invitation.objects.create(organization=team.acme.organization, email="y@example.test", role="viewer")
+    client = client_for(team.globex_member)
+    response = client.post(f"/o/{team.globex.organization.slug}/members/invitations/{invitation.pk}/withdraw")
+    assert response.status_code == 404
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is None
+
+
+@pytest.mark.parametrize("path", ["keys/abc/revoke", "keys/-1/roll", "members/1e3/role", "keys/99999999999/revoke"])
+def test_malformed_or_unknown_ids_are_404(team: Team, path: str) -> None:
+    assert client_for(team.owner).post(acme_url(team, path), {"grace": 0, "role": "viewer"}).status_code == 404

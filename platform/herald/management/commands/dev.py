@@ -32,6 +32,7 @@ class Command(BaseCommand):
                     f"  Readiness:        {base}/readyz",
                     f"  API docs:         {base}/v1/docs",
                     f"  Demo inbox:       {base}/demo/",
+                    f"  Portal:           {base}/  (sign up; the confirmation e-mail is printed here)",
                     f"  Organisation:     {demo['slug']}",
                     f"  Secret key:       {demo['secret_key']}",
                     f"  Publishable key:  {demo['publishable_key']}",
