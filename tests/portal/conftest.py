@@ -199,18 +199,3 @@ def sign_in(page: Any, url: str, user: User) -> None:
     page.locator("#id_password").fill(BROWSER_PASSWORD)
     page.get_by_role("button", name="Sign In").click()
     page.wait_for_url(lambda u: "/accounts/login/" not in u)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The portal's browser tests run after its other tests.
-
-    Playwright's sync API keeps its event loop running in the test thread from the package's `browser` fixture
-    on, and Django then refuses database calls there: a database test of tests/portal that ran after the first
-    browser test failed with SynchronousOnlyOperation.
-    """
-    here = Path(__file__).resolve().parent
-
-    def browser_test_here(item: pytest.Item) -> bool:
-        return item.get_closest_marker("browser") is not None and here in Path(str(item.path)).resolve().parents
-
-    items.sort(key=browser_test_here)  # stable: every other test keeps its place
