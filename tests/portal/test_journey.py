@@ -86,6 +86,10 @@ def test_sign_up_create_a_key_send_invite_and_revoke(browser: Any, portal_server
     page.get_by_role("button", name="Create key").click()
     key = page.locator("#issued-key").inner_text().strip()
     assert key.startswith("sk_live_")
+    owner_ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=portal_server.url)
+    page.get_by_role("button", name="Copy").click()
+    page.get_by_role("button", name="Copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == key  # portal.js copied the whole key
     screenshot(page, "07-key-created")
     sent = send(portal_server, key)
     assert sent.status_code == 202, sent.text
