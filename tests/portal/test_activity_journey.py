@@ -6,65 +6,48 @@ portal's CSP with no violation, and is screenshotted under build/screenshots/por
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 from axe_playwright_python.base import AXE_SCRIPT
-from django.db import connections
+from django.contrib.auth.models import User
 from django.test import Client
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
-from infra.browser import LAUNCH_ARGS, BrowserMissingError, executable_path
 from notifications import services
-from tests.portal.conftest import Team
+from tenants.models import Membership
+from tests.conftest import Org, make_org
+from tests.portal.conftest import SCREENSHOTS, WATCH_CSP, PortalServer, off_loop, page_problems, portal_user
 from tests.portal.send_support import portal_send
-from tests.servers import HeraldServer
 
 pytestmark = pytest.mark.browser
-T = TypeVar("T")
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots" / "portal"
-
-WATCH = """
-window.__violations = [];
-document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(
-  e.violatedDirective + ' ' + e.blockedURI));
-"""
 
 
-_db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portal-db")
+@dataclass
+class Acme:
+    """Acme with a developer and an owner (made on the database thread: Playwright's loop runs in this one)."""
+
+    org: Org
+    owner: User
+    developer: User
 
 
-def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Django's database outside Playwright's event loop (the sync API runs one in this thread)."""
-
-    def call() -> T:
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return _db_thread.submit(call).result(timeout=60)
+def _acme() -> Acme:
+    owner, developer = portal_user("journey-owner"), portal_user("journey-developer")
+    org = make_org("Acme", owner=owner)
+    Membership.objects.create(organization=org.organization, user=developer, role="developer")
+    return Acme(org=org, owner=owner, developer=developer)
 
 
 @pytest.fixture
-def browser(team: Team) -> Iterator[Browser]:
-    """Chromium, started after the personas exist (their fixture needs the database without an event loop)."""
-    try:
-        path = executable_path()
-    except BrowserMissingError as error:
-        pytest.fail(str(error), pytrace=False)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=path, args=LAUNCH_ARGS, timeout=30_000)
-        yield launched
-        launched.close()
+def acme_team() -> Acme:
+    return off_loop(_acme)
 
 
-def signed_in(browser: Browser, server: HeraldServer, user: Any, width: int) -> BrowserContext:
+def signed_in(browser: Browser, server: PortalServer, user: User, width: int) -> BrowserContext:
     """A browser context with the user's session cookie (made through Django's test client, same database)."""
 
     def session_cookie() -> str:
@@ -72,11 +55,11 @@ def signed_in(browser: Browser, server: HeraldServer, user: Any, width: int) -> 
         client.force_login(user)
         return client.cookies["sessionid"].value
 
-    cookie = in_thread(session_cookie)
+    cookie = off_loop(session_cookie)
     context = browser.new_context(viewport={"width": width, "height": 800}, base_url=server.url)
     context.set_default_timeout(10_000)
     context.add_cookies([{"name": "sessionid", "value": cookie, "url": server.url}])
-    context.add_init_script(WATCH)
+    context.add_init_script(WATCH_CSP)
     return context
 
 
@@ -106,11 +89,11 @@ def receipt(page: Page, recipient: str, kind: str) -> str | None:
 
 
 def test_live_preview_then_delivered_and_read_receipts_on_the_activity_page(
-    browser: Browser, herald_server: HeraldServer, team: Team
+    browser: Browser, portal_server: PortalServer, acme_team: Acme
 ) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    slug = team.acme.organization.slug
-    context = signed_in(browser, herald_server, team.developer, 1200)
+    slug = acme_team.org.organization.slug
+    context = signed_in(browser, portal_server, acme_team.developer, 1200)
     page = context.new_page()
     page.goto(f"/o/{slug}/quickstart/")
     page.get_by_role("button", name="Start the live preview").click()
@@ -120,9 +103,9 @@ def test_live_preview_then_delivered_and_read_receipts_on_the_activity_page(
 
     # A notification sent from an HTTP client with the organisation's secret key reaches the preview live.
     response = httpx.post(
-        f"{herald_server.url}/v1/notifications",
+        f"{portal_server.url}/v1/notifications",
         json={"to": ["portal-preview"], "title": "Journey hello", "body": "From an HTTP client"},
-        headers={"Authorization": f"Bearer {team.acme.secret_key}"},
+        headers={"Authorization": f"Bearer {acme_team.org.secret_key}"},
         timeout=10,
     )
     assert response.status_code == 202, response.text
@@ -151,32 +134,41 @@ def test_live_preview_then_delivered_and_read_receipts_on_the_activity_page(
     activity.goto(f"/o/{slug}/activity/{message_id}")
     assert receipt(activity, "portal-preview", "delivered") == "yes"
     assert receipt(activity, "portal-preview", "read") == "yes"
+
+    # The quickstart's own form sends through the same service; the preview shows it live, no reload.
+    page.locator("#id_title").fill("Sent from the form")
+    page.locator("#id_body").fill("Typed in the portal")
+    page.get_by_role("button", name="Send test notification").click()
+    page.locator("#test-result", has_text="Sent").wait_for()
+    inbox.locator("[part~='item-title']", has_text="Sent from the form").wait_for(state="attached")
+    eventually(lambda: page.evaluate("document.querySelector('herald-inbox').unreadCount") == 1)
+    page.screenshot(path=str(SCREENSHOTS / "quickstart-test-sent.png"), full_page=True)
     for p in (page, activity):
-        assert p.evaluate("window.__violations") == []
+        assert page_problems(p) == {"violations": [], "errors": []}
     context.close()
 
 
-def _sample_data(team: Team) -> tuple[services.SendResult, int]:
-    org = team.acme.organization
-    with team.acme.activate():
+def _sample_data(acme: Acme) -> tuple[services.SendResult, int]:
+    org = acme.org.organization
+    with acme.org.activate():
         topic, _ = services.topic_upsert(key="deploys", name="Deploys")
         subscriber, _ = services.subscriber_upsert(
             external_id="user-42", fields={"email": "dana@example.com", "name": "Dana"}
         )
         services.topic_subscribers_add(organization_id=org.pk, topic=topic, external_ids=["user-42"])
-    sent = portal_send(team.acme, title="Deploy finished", body="All green", to=["user-42", "u_2"])
-    portal_send(team.acme, title="To the topic", topic="deploys")
+    sent = portal_send(acme.org, title="Deploy finished", body="All green", to=["user-42", "u_2"])
+    portal_send(acme.org, title="To the topic", topic="deploys")
     return sent, subscriber.pk
 
 
 @pytest.mark.parametrize("width", [390, 1200])
 def test_pages_pass_axe_fit_the_width_and_are_screenshotted(
-    browser: Browser, herald_server: HeraldServer, team: Team, width: int
+    browser: Browser, portal_server: PortalServer, acme_team: Acme, width: int
 ) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    org = team.acme.organization
-    sent, pk = in_thread(_sample_data, team)
-    context = signed_in(browser, herald_server, team.owner, width)
+    org = acme_team.org.organization
+    sent, pk = off_loop(_sample_data, acme_team)
+    context = signed_in(browser, portal_server, acme_team.owner, width)
     page = context.new_page()
     base = f"/o/{org.slug}"
     pages = {
@@ -201,6 +193,6 @@ def test_pages_pass_axe_fit_the_width_and_are_screenshotted(
         if overflow > 0:
             problems[f"{name} overflow"] = overflow
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
-        assert page.evaluate("window.__violations") == [], name
+        assert page_problems(page)["violations"] == [], name
     assert problems == {}
     context.close()

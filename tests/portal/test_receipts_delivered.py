@@ -9,13 +9,21 @@ from django_tenants.utils import tenant_context
 
 from notifications.models import InboxItem
 from tests.conftest import Org
-from tests.notifications.realtime_support import api_send, run_db, signing_secret, subscribe, subscriber_pk
+from tests.notifications.realtime_support import (
+    api_preferences_set,
+    api_send,
+    run_db,
+    signing_secret,
+    subscribe,
+    subscriber_pk,
+)
 from tests.servers import HeraldServer
 
 
 def delivered_at(org: Org, message_id: str, external_id: str) -> datetime | None:
     with tenant_context(org.organization):
-        return InboxItem.objects.get(message_id=message_id, subscriber__external_id=external_id).delivered_at
+        item = InboxItem.objects.filter(message_id=message_id, subscriber__external_id=external_id).first()
+        return item.delivered_at if item is not None else None
 
 
 async def wait_delivered(org: Org, message_id: str, external_id: str, timeout: float = 5.0) -> datetime:
@@ -79,3 +87,20 @@ async def test_receipts_stay_inside_their_organisation(herald_server: HeraldServ
     await asyncio.sleep(1.0)
     assert await run_db(delivered_at, globex, globex_sent["id"], "carol") is None
     await carol.close()
+
+
+async def test_a_broadcast_is_delivered_to_connected_sockets_but_not_to_an_opted_out_one(
+    herald_server: HeraldServer, acme: Org
+) -> None:
+    secret = await run_db(signing_secret, acme)
+    # Opted out before connecting: the socket's session starts with the opt-out (no race with a live change).
+    await api_preferences_set(herald_server, acme, secret, "olive", {"promo": False})
+    pat, _, _ = await subscribe(herald_server, acme, secret, "pat")
+    olive, _, _ = await subscribe(herald_server, acme, secret, "olive")
+    sent = await api_send(herald_server, acme, broadcast=True, category="promo", title="Sale")
+    assert (await pat.recv_type("notification"))["notification"]["id"] == sent["id"]
+    await wait_delivered(acme, sent["id"], "pat")
+    assert await olive.nothing_within(1.0)
+    assert await run_db(delivered_at, acme, sent["id"], "olive") is None
+    await pat.close()
+    await olive.close()
