@@ -96,7 +96,7 @@ async def test_channel_layer_sharded_over_two_redis_servers_delivers_across_proc
                     )[0]
             # The receiving process's groups are spread over both Redis servers.
             channels = [redis.Redis.from_url(shard.url).pubsub_channels() for shard in shards]
-            assert all(len(found) >= 2 for found in channels), channels
+            assert all(len(found) >= 1 for found in channels), channels
             for org in (acme, globex):
                 await api_send(sender, org, to=[f"s{i}" for i in range(6)], title=f"for {org.organization.slug}")
             for (slug, _), client in clients.items():
