@@ -16,7 +16,8 @@ from tests.servers import PrivateRedis
 
 
 async def start_all(servers: list[ServeProcess]) -> None:
-    await asyncio.gather(*(asyncio.to_thread(server.start) for server in servers))
+    for server in servers:  # one after the other: each gets the cores while it imports Django
+        await asyncio.to_thread(server.start)
 
 
 async def stop_all(servers: list[ServeProcess]) -> None:
