@@ -52,9 +52,9 @@ async def test_three_processes_deliver_everywhere_and_a_drained_one_hands_its_cl
         started = time.monotonic()
         drained.process.send_signal(signal.SIGTERM)
         moved = {sid: client for sid, (index, client) in clients.items() if index == 2}
-        codes = await asyncio.gather(*(client.closed_with(timeout=10) for client in moved.values()))
+        codes = await asyncio.gather(*(client.closed_with(timeout=15) for client in moved.values()))
         assert codes == [1012, 1012]
-        assert time.monotonic() - started < 5 + 2  # within HERALD_DRAIN_SECONDS
+        assert time.monotonic() - started < 5 + 5  # within HERALD_DRAIN_SECONDS, plus slack for a loaded machine
         # Sent while the drained process's clients are away, through another process.
         for title in ("two", "three"):
             await api_send(servers[1], acme, to=everyone, title=title)
@@ -69,7 +69,7 @@ async def test_three_processes_deliver_everywhere_and_a_drained_one_hands_its_cl
             assert await notifications(back, 1) == [f"live-{sid}"]
             await back.close()
         # It exits by itself once drained (128 + SIGTERM: the conventional status of a SIGTERMed process).
-        assert await asyncio.to_thread(drained.process.wait, 15) in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
+        assert await asyncio.to_thread(drained.process.wait, 30) in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
     finally:
         await stop_all(servers)
 

@@ -36,10 +36,11 @@ async def test_workers_come_from_web_concurrency_and_sigterm_drains_them(acme: O
         assert server.process is not None
         started = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
-        codes = await asyncio.gather(*(c.closed_with(timeout=10) for c in [*clients, pending]))
+        codes = await asyncio.gather(*(c.closed_with(timeout=15) for c in [*clients, pending]))
         assert codes == [1012] * 9
-        assert await asyncio.to_thread(server.process.wait, 15) in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
-        assert time.monotonic() - started < 10
+        # Within the drain (5 s), plus slack for a loaded 2-core machine.
+        assert time.monotonic() - started < 5 + 5
+        assert await asyncio.to_thread(server.process.wait, 30) in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
     finally:
         await asyncio.to_thread(server.stop)
 
