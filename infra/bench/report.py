@@ -103,35 +103,41 @@ def extract(step: Step) -> None:
     """The headline figures of a benchmark's output, with ratios to the baselines it measured itself."""
     text = step.output
     if step.script == "realtime.py":
-        fan = {
-            m.group(1): float(m.group(2))
-            for m in re.finditer(r"^\s{4}(herald|herald-core|seed|raw)\s+(\d+)\s+\d+/", text, re.M)
-        }
-        if "herald" in fan:
-            step.figures.append(
-                (
-                    "fan-out deliveries/s",
-                    f"{fan['herald']:.0f}",
-                    ", ".join(r for r in (_ratio(fan["herald"], fan.get("raw"), "of raw"), _ratio(fan["herald"], fan.get("seed"), "of seed")) if r),  # noqa: E501
-                )
-            )  # fmt: skip
-        api = {
-            m.group(1): (float(m.group(3)), float(m.group(4)))
-            for m in re.finditer(r"^\s{4}(herald|seed|raw)\s+(API|group_send|publish)\s+([\d.]+)\s+([\d.]+)", text, re.M)  # noqa: E501
-        }  # fmt: skip
-        if "herald" in api:
-            step.figures.append(
-                (
-                    "API-to-socket p99 ms",
-                    f"{api['herald'][1]:.1f}",
-                    _ratio(api["herald"][1], api.get("raw", (None, None))[1], "of raw publish"),
-                )
-            )
-        rss = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\s{4}(herald|seed|raw)\s+([\d.]+)$", text, re.M)}
-        if "herald" in rss:
-            step.figures.append(
-                ("RSS per idle socket KiB", f"{rss['herald']:.1f}", _ratio(rss["herald"], rss.get("raw"), "of raw"))
-            )
+        sections: dict[str, list[list[str]]] = {}
+        current = None
+        for line in text.splitlines():
+            head = re.match(r"^\(([a-e])\) ", line)
+            if head:
+                current = sections.setdefault(head.group(1), [])
+            elif current is not None and line.startswith("    ") and not line.strip().startswith(("note", "target")):
+                current.append(line.split())
+
+        def row(section: str, name: str, how: str | None = None) -> list[str] | None:
+            for cells in sections.get(section, []):
+                if cells and cells[0] == name and (how is None or (len(cells) > 1 and cells[1] == how)):
+                    return cells
+            return None
+
+        def figure(label: str, section: str, index: int, herald_how: str | None, base_how: str | None) -> None:
+            mine = row(section, "herald", herald_how)
+            if mine is None:
+                return
+            value = float(mine[index])
+            ratios = []
+            for base, how in (("raw", base_how), ("seed", "group_send" if base_how else None)):
+                other = row(section, base, how)
+                if other is not None:
+                    ratios.append(_ratio(value, float(other[index]), f"of {base}"))
+            step.figures.append((label, f"{value:g}", ", ".join(r for r in ratios if r)))
+
+        figure("(a) API-to-socket p50 ms, 200 sends/s", "a", 2, "API", "publish")
+        figure("(a) API-to-socket p99 ms, 200 sends/s", "a", 3, "API", "publish")
+        figure("(b) broadcast p99 ms (API)", "b", 3, "API", "publish")
+        figure("(c) fan-out deliveries/s", "c", 1, None, None)
+        figure("(d) RSS per idle socket KiB", "d", 1, None, None)
+        lost = row("e", "herald")
+        if lost is not None:
+            step.figures.append(("(e) messages lost", lost[1], ""))
     elif step.script == "ingest.py":
         for concurrency in (1, 16, 64):
             value = _number(rf"concurrency\s+{concurrency}:\s+(\d+) req/s", text)
