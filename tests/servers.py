@@ -36,6 +36,8 @@ def test_database_url() -> str:
 class HeraldServer:
     """`uvicorn herald.asgi:application` in a subprocess on 127.0.0.1."""
 
+    start_timeout = 30.0  # seconds until /healthz answers
+
     def __init__(self, *, port: int | None = None, env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -74,7 +76,7 @@ class HeraldServer:
 
     def start(self) -> HeraldServer:
         self.process = subprocess.Popen(self.command(), env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"herald server exited: {self.output()}")

@@ -93,6 +93,8 @@ class TextFormatter(logging.Formatter):
 
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+# Probes and scrapes come every few seconds from every kubelet and Prometheus: not a line each.
+UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def _request_id(scope: dict[str, Any]) -> str:
@@ -108,7 +110,7 @@ def request_logging(app: ASGIApp) -> ASGIApp:
     """Give each HTTP request / WebSocket a log context; log one line per HTTP request at INFO."""
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket") or scope.get("path") in UNLOGGED_PATHS:
             await app(scope, receive, send)
             return
         request_id = _request_id(scope)

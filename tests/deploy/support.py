@@ -27,6 +27,10 @@ def production_env(**extra: str) -> dict[str, str]:
 class ServeProcess(HeraldServer):
     """`herald serve --host 127.0.0.1 --port N`: the production command, on the test database."""
 
+    # Several of these start in one test, on 2 cores shared with other work: importing Django alone can take
+    # longer than the 30 s the single test server is given.
+    start_timeout = 90.0
+
     def command(self) -> list[str]:
         return [sys.executable, "-m", "herald", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
 

@@ -138,3 +138,11 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck_and_serve() -> None
     assert 'ENTRYPOINT ["herald"]' in dockerfile and 'CMD ["serve"]' in dockerfile
     # Only run dependencies: the install names no extra (no [dev]).
     assert "pip install -c constraints.txt ." in dockerfile
+
+
+def test_multiprocessing_migrations_run_without_a_pool_everywhere() -> None:
+    job = k8s_kind("Job")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "DATABASE_POOL_SIZE", "value": "0"} in job["env"]
+    migrate = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"]["migrate"]
+    assert migrate["environment"]["DATABASE_POOL_SIZE"] == "0"
+    assert migrate["environment"]["HERALD_ENV"] == "production"  # the anchor's settings are kept

@@ -62,3 +62,12 @@ def test_development_still_starts_embedded_services(tmp_path: object) -> None:
     result = herald("check", env={"HERALD_ENV": "development", "HERALD_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_multiprocessing_migrations_with_a_connection_pool_are_refused() -> None:
+    """Forked workers inherit a psycopg pool without its threads and hang: refused in one line instead."""
+    env = {"DATABASE_URL": servers.test_database_url(), "REDIS_URL": str(servers.settings.REDIS_URL)}
+    result = herald("migrate_schemas", "--executor", "multiprocessing", env={**env, "DATABASE_POOL_SIZE": "4"})
+    assert result.returncode != 0
+    assert "--executor multiprocessing needs DATABASE_POOL_SIZE=0" in result.stderr
+    assert "Traceback" not in result.stderr

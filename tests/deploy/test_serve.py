@@ -36,10 +36,11 @@ async def test_workers_come_from_web_concurrency_and_sigterm_drains_them(acme: O
         assert server.process is not None
         started = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
-        codes = await asyncio.gather(*(c.closed_with(timeout=10) for c in [*clients, pending]))
+        codes = await asyncio.gather(*(c.closed_with(timeout=15) for c in [*clients, pending]))
         assert codes == [1012] * 9
-        assert await asyncio.to_thread(server.process.wait, 15) in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
-        assert time.monotonic() - started < 10
+        # Within the drain (5 s), plus slack for a loaded 2-core machine.
+        assert time.monotonic() - started < 5 + 5
+        assert await asyncio.to_thread(server.process.wait, 30) in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
     finally:
         await asyncio.to_thread(server.stop)
 
@@ -67,13 +68,15 @@ def test_forwarded_for_is_trusted_only_from_forwarded_allow_ips(allowed: str | N
     if allowed:
         env["FORWARDED_ALLOW_IPS"] = allowed
     with ServeProcess(env=env) as server:
-        response = httpx.get(server.url + "/healthz", headers={"X-Forwarded-For": "203.0.113.7"})
+        response = httpx.get(server.url + "/v1/openapi.json", headers={"X-Forwarded-For": "203.0.113.7"})
         assert response.status_code == 200
         request_id = response.headers["x-request-id"]
         server.stop()
     lines = [line for line in server.json_lines() if line.get("request_id") == request_id]
     assert len(lines) == 1, server.full_output()
     assert lines[0]["client"] == client
+    # Probes are answered without a log line each (kubelets call them every few seconds).
+    assert not [line for line in server.json_lines() if line.get("route") == "/healthz"]
 
 
 def test_probes_answer_whatever_the_host_header() -> None:

@@ -74,3 +74,12 @@ def test_hashed_static_files_are_compressed_and_cached_for_a_year(production_ser
     assert plain.status_code == 200
     assert "immutable" not in plain.headers.get("cache-control", "")
     assert httpx.get(f"{production_server.url}/static/ninja/missing.js").status_code == 404
+
+
+def test_outside_production_static_files_come_from_the_apps_without_collectstatic(herald_server: object) -> None:
+    """Development and test serve the apps' static folders directly (nothing collected first)."""
+    url = herald_server.url  # type: ignore[attr-defined]
+    response = httpx.get(f"{url}/static/ninja/swagger-ui.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+    assert "swagger-ui" in response.text
