@@ -11,3 +11,5 @@ urlpatterns = [
 ]
 
 handler404 = "herald.api.not_found"
+handler400 = "herald.problems.bad_request"
+handler500 = "herald.problems.server_error"
