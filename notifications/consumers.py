@@ -142,6 +142,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         self.organization_id = int(self.organization.pk)
         self.api_key_id = scope.get("api_key_id")
         self.send_queue_limit = int(settings.HERALD_WS_SEND_QUEUE)
+        self.stall_seconds = float(settings.HERALD_WS_STALL_SECONDS)
         self.channel_layer = None
         self.base_send = send
         try:

@@ -60,6 +60,9 @@ def shared_text_message(frame: dict[str, Any]) -> ASGIMessage:
     return {"type": "websocket.send", "text": text, WIRE: wire}
 
 
+# A socket whose queue reaches this many times its limit is dropped even while it still moves.
+QUEUE_HARD_FACTOR = 4
+
 # The pre-serialized frame rides in the ASGI message under a key no server reads.
 WIRE = "herald.wire"
 
@@ -74,6 +77,10 @@ class SocketWriter:
 
     base_send: Callable[[ASGIMessage], Awaitable[None]]
     send_queue_limit: int = 1000
+    # Over send_queue_limit a socket is dropped only when it also made no progress for this long, or when its
+    # queue reaches QUEUE_HARD_FACTOR times the limit: a reader briefly behind during a burst is not cut off.
+    stall_seconds: float = 2.0
+    _progress_at: float = 0.0
     _pending: deque[ASGIMessage] | None = None
     _drain_task: asyncio.Task[None] | None = None
     _dead: bool = False
@@ -99,7 +106,7 @@ class SocketWriter:
         if self._dead:
             return
         if self._pending is not None:
-            if len(self._pending) >= self.send_queue_limit:
+            if len(self._pending) >= self.send_queue_limit and self._stalled():
                 self.socket_overflow()
                 return
             self._pending.append(message)
@@ -122,7 +129,16 @@ class SocketWriter:
             self._dead = True
             return
         self._pending = deque()
-        self._drain_task = asyncio.get_running_loop().create_task(self._drain(step, waiting_on))
+        loop = asyncio.get_running_loop()
+        self._progress_at = loop.time()
+        self._drain_task = loop.create_task(self._drain(step, waiting_on))
+
+    def _stalled(self) -> bool:
+        """Over its queue limit: drop it? Only if it has not moved for stall_seconds, or is far over."""
+        assert self._pending is not None
+        if len(self._pending) >= self.send_queue_limit * QUEUE_HARD_FACTOR:
+            return True
+        return asyncio.get_running_loop().time() - self._progress_at >= self.stall_seconds
 
     async def _drain(self, step: Any, waiting_on: Any) -> None:
         try:
@@ -139,8 +155,11 @@ class SocketWriter:
                     waiting_on = step.send(None)
                 except StopIteration:
                     break
+            loop = asyncio.get_running_loop()
+            self._progress_at = loop.time()
             while self._pending:
                 await self.base_send(self._pending.popleft())
+                self._progress_at = loop.time()
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001
