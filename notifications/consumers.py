@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,6 +29,8 @@ from notifications.proofs import subscriber_id_valid, subscriber_proof_verify
 from notifications.socket_limits import socket_limits
 from tenants.models import Organization
 from tenants.resolve import api_key_resolve
+
+logger = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 
@@ -143,6 +146,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         self.organization_id = int(self.organization.pk)
         self.api_key_id = scope.get("api_key_id")
         self.send_queue_limit = int(settings.HERALD_WS_SEND_QUEUE)
+        self.stall_seconds = float(settings.HERALD_WS_STALL_SECONDS)
         self.channel_layer = None
         self.base_send = send
         try:
@@ -388,6 +392,9 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
                 }
             )
         )
+        self.cursor = max(self.cursor, replay.latest_cursor, last_seq)
+        if hub().degraded:  # joined while the channel layer is away: catch up from here when it is back
+            self.outage_begins()
         buffered, self.replay_buffer = self.replay_buffer or [], None
         for seq, message in buffered:
             if seq is None or seq > last_seq:
@@ -429,6 +436,49 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             self.expiry_timer = self.loop.call_later(delay, self.close_socket, CLOSE_UNAUTHORIZED, REASON_PROOF_EXPIRED)
 
     # --- hub callbacks ---------------------------------------------------------
+
+    def resync(self) -> None:
+        if self.closing or self.subscriber_pk is None or self.replay_buffer is not None:
+            return  # not authenticated yet, or replaying already (that replay reads the database after this)
+        self.replay_buffer = []
+        self.loop.create_task(self._resync())
+
+    def _outage_state(self) -> tuple[int, set[int]]:
+        """Where the catch-up starts and what was offered since; the outage is over for this socket."""
+        cursor = self.cursor if self.outage_cursor is None else self.outage_cursor
+        seen = self.outage_seen or set()
+        self.outage_cursor, self.outage_seen = None, None
+        return cursor, seen
+
+    async def _resync(self) -> None:
+        """Catch up from `cursor` after a channel-layer outage: missed items first, then the live frames that
+        arrived meanwhile, each once."""
+        assert self.subscriber_pk is not None
+        cursor, seen = self._outage_state()
+        try:
+            replay = await db_call(
+                delivery.missed_since, organization=self.organization, subscriber_pk=self.subscriber_pk, cursor=cursor
+            )
+        except Exception:  # noqa: BLE001 - the database is away too: the client reconnects with its cursor
+            logger.warning("catch-up after a channel-layer outage failed; closing the socket", exc_info=True)
+            self.close_socket(CLOSE_GOING_AWAY)
+            return
+        if self.closing or self.replay_buffer is None:
+            return
+        if replay.reset_reason is not None:
+            self.push(text_message({"type": "reset", "reason": replay.reset_reason, "cursor": replay.latest_cursor}))
+        replayed = set()
+        for item in replay.items:
+            replayed.add(item["seq"])
+            if item["seq"] not in seen:  # offered live after the layer came back, before the probe noticed
+                self.push(text_message({"type": "notification", "notification": item, "cursor": item["seq"]}))
+        buffered, self.replay_buffer = self.replay_buffer, None
+        for seq, message in buffered:
+            if seq is None or seq not in replayed:
+                self.push(message)
+        if replayed:
+            self.cursor = max(self.cursor, *replayed)
+            self.push(text_message({"type": "unread_count", "count": replay.unread_count}))
 
     def key_revoked(self) -> None:
         self.close_socket(CLOSE_FORBIDDEN, REASON_KEY_REVOKED)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -62,6 +63,9 @@ def shared_text_message(frame: dict[str, Any]) -> ASGIMessage:
     return {"type": "websocket.send", "text": text, WIRE: wire}
 
 
+# A socket whose queue reaches this many times its limit is dropped even while it still moves.
+QUEUE_HARD_FACTOR = 4
+
 # The pre-serialized frame rides in the ASGI message under a key no server reads.
 WIRE = "herald.wire"
 
@@ -76,6 +80,10 @@ class SocketWriter:
 
     base_send: Callable[[ASGIMessage], Awaitable[None]]
     send_queue_limit: int = 1000
+    # Over send_queue_limit a socket is dropped only when it also made no progress for this long, or when its
+    # queue reaches QUEUE_HARD_FACTOR times the limit: a reader briefly behind during a burst is not cut off.
+    stall_seconds: float = 2.0
+    _progress_at: float = 0.0
     _pending: deque[ASGIMessage] | None = None
     _drain_task: asyncio.Task[None] | None = None
     _dead: bool = False
@@ -97,7 +105,7 @@ class SocketWriter:
         if self._dead:
             return
         if self._pending is not None:
-            if len(self._pending) >= self.send_queue_limit:
+            if len(self._pending) >= self.send_queue_limit and self._stalled():
                 self.socket_overflow()
                 return
             self._pending.append(message)
@@ -120,7 +128,16 @@ class SocketWriter:
             self._dead = True
             return
         self._pending = deque()
-        self._drain_task = asyncio.get_running_loop().create_task(self._drain(step, waiting_on))
+        loop = asyncio.get_running_loop()
+        self._progress_at = loop.time()
+        self._drain_task = loop.create_task(self._drain(step, waiting_on))
+
+    def _stalled(self) -> bool:
+        """Over its queue limit: drop it? Only if it has not moved for stall_seconds, or is far over."""
+        assert self._pending is not None
+        if len(self._pending) >= self.send_queue_limit * QUEUE_HARD_FACTOR:
+            return True
+        return asyncio.get_running_loop().time() - self._progress_at >= self.stall_seconds
 
     async def _drain(self, step: Any, waiting_on: Any) -> None:
         try:
@@ -137,8 +154,11 @@ class SocketWriter:
                     waiting_on = step.send(None)
                 except StopIteration:
                     break
+            loop = asyncio.get_running_loop()
+            self._progress_at = loop.time()
             while self._pending:
                 await self.base_send(self._pending.popleft())
+                self._progress_at = loop.time()
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001
@@ -171,8 +191,25 @@ class HubMember(SocketWriter):
     opted_out: frozenset[str] = frozenset()
     # While the missed items are replayed, live frames wait here (seq, message).
     replay_buffer: list[tuple[int | None, ASGIMessage]] | None = None
+    # The highest message seq offered to this socket.
+    cursor: int = -1
+    # Set while the channel layer is (or was, until the catch-up) away: the cursor when the outage began, where
+    # the catch-up starts, and the seqs offered since, which the catch-up must not repeat.
+    outage_cursor: int | None = None
+    outage_seen: set[int] | None = None
+
+    def outage_begins(self) -> None:
+        """The channel layer went away: remember where this socket stood."""
+        if self.outage_cursor is None:
+            self.outage_cursor = self.cursor
+            self.outage_seen = set()
 
     def offer(self, message: ASGIMessage, seq: int | None = None) -> None:
+        if seq is not None:
+            if seq > self.cursor:
+                self.cursor = seq
+            if self.outage_seen is not None:
+                self.outage_seen.add(seq)
         if self.replay_buffer is not None:
             if len(self.replay_buffer) >= self.send_queue_limit:
                 self.socket_overflow()
@@ -189,6 +226,9 @@ class HubMember(SocketWriter):
 
     def key_expires(self, at: float) -> None:
         """That key was rolled: it stops working at `at` (Unix time; overridden by the consumer)."""
+
+    def resync(self) -> None:
+        """The channel layer was away: catch up from `cursor` (overridden by the consumer)."""
 
     def offer_notification(self, message: ASGIMessage, seq: int, category: str | None) -> None:
         """A new message; `category` is given for topic/broadcast messages, which honour opt-outs here."""
@@ -209,6 +249,15 @@ class Hub:
         self._refresh_task: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
         self.received = 0
+        # Channel-layer health: a probe published to this process's own group every PROBE_SECONDS must come
+        # back. While it does not, the hub is `degraded`; when it does again, every member catches up by cursor,
+        # because pub/sub drops what was published meanwhile.
+        self.probe_group = f"herald.probe.{uuid.uuid4().hex}"
+        self.degraded = False
+        self.resyncs = 0
+        self._probe_seen = 0
+        self._unsubscribed: set[str] = set()
+        self._probe_task: asyncio.Task[None] | None = None
 
     async def _ensure_started(self) -> str:
         if self.channel_name is not None:
@@ -222,6 +271,7 @@ class Hub:
                 if expiry:
                     # The core layer forgets group members after group_expiry: renew ours well before.
                     self._refresh_task = loop.create_task(self._refresh(name, max(1.0, expiry / 4)))
+                self._probe_task = loop.create_task(self._probe(name))
                 self.channel_name = name
         return self.channel_name
 
@@ -237,6 +287,10 @@ class Hub:
             try:
                 name = await self._ensure_started()
                 await self.layer.group_add(group, name)
+            except Exception:  # noqa: BLE001 - the layer is away: serve the socket, subscribe on recovery
+                logger.warning("group_add %s failed; subscribing when the channel layer is back", group)
+                self._unsubscribed.add(group)
+                self.degraded = True
             except BaseException:
                 # Not subscribed: forget the group so the next join tries again.
                 if self.groups.get(group) is members:
@@ -258,6 +312,7 @@ class Hub:
         members.discard(member)
         if not members and group not in self._subscribing:
             del self.groups[group]
+            self._unsubscribed.discard(group)
             if self.channel_name is not None:
                 try:
                     await self.layer.group_discard(group, self.channel_name)
@@ -276,10 +331,59 @@ class Hub:
                 await asyncio.sleep(0.5)
                 continue
             self.received += 1
+            if event.get("type") == PROBE_EVENT:
+                self._probe_seen = max(self._probe_seen, int(event.get("n") or 0))
+                continue
             try:
                 self.dispatch(event)
             except Exception:  # noqa: BLE001 - one bad event must not stop delivery
                 logger.exception("hub could not deliver %r", event.get("type"))
+
+    async def _probe(self, name: str) -> None:
+        """Publish a probe to this process's own group every PROBE_SECONDS; see `degraded`."""
+        n = 0
+        subscribed = False
+        while True:
+            await asyncio.sleep(PROBE_SECONDS)
+            n += 1
+            try:
+                if not subscribed:
+                    await self.layer.group_add(self.probe_group, name)
+                    subscribed = True
+                await self.layer.group_send(self.probe_group, {"type": PROBE_EVENT, "group": self.probe_group, "n": n})
+            except Exception:  # noqa: BLE001 - the layer is away; keep probing
+                self._mark_degraded()
+                continue
+            deadline = asyncio.get_running_loop().time() + PROBE_TIMEOUT_SECONDS
+            while self._probe_seen < n and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            if self._probe_seen < n:
+                self._mark_degraded()
+            elif self.degraded:
+                await self._recover(name)
+
+    def _mark_degraded(self) -> None:
+        if not self.degraded:
+            logger.warning("channel layer unreachable; open sockets catch up by cursor when it is back")
+        self.degraded = True
+        for members in self.groups.values():
+            for member in members:
+                member.outage_begins()
+
+    async def _recover(self, name: str) -> None:
+        """The probe came back: subscribe the groups joined meanwhile, then make every member catch up."""
+        for group in list(self._unsubscribed):
+            try:
+                await self.layer.group_add(group, name)
+            except Exception:  # noqa: BLE001 - still away: the next probe tries again
+                return
+            self._unsubscribed.discard(group)
+        self.degraded = False
+        self.resyncs += 1
+        members = {member for group in self.groups.values() for member in group}
+        logger.warning("channel layer back; %d sockets catch up by cursor", len(members))
+        for member in members:
+            member.resync()
 
     async def _refresh(self, name: str, every: float) -> None:
         while True:
@@ -354,6 +458,11 @@ class Hub:
                 for member in list(self.groups.get(subscriber_group(organization_id, int(pk)), ())):
                     member.topic_change(topic, joined=key == "added")
 
+
+PROBE_EVENT = "hub.probe"
+PROBE_SECONDS = 1.0
+# A probe not back by then counts as lost (generous: a busy process must not resync every socket for nothing).
+PROBE_TIMEOUT_SECONDS = 5.0
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 
 PROBLEM_BASE = "https://herald.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -75,6 +75,9 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ),
         ProblemType(
             "rate-limited", 429, "Rate limit exceeded", "Too many requests for this key; retry after `Retry-After`."
+        ),
+        ProblemType(
+            "bad-request", 400, "Bad request", "The request could not be served as sent (for example its Host)."
         ),
         ProblemType("internal-error", 500, "Internal error", "Something failed on Herald's side; it was logged."),
         ProblemType(
@@ -157,3 +160,13 @@ def problem_types_markdown() -> str:
     for kind in PROBLEM_TYPES.values():
         lines.append(f"| `{kind.uri}` | {kind.status} | {kind.description} |")
     return "\n".join(lines)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: every unhandled error is a problem document, never Django's HTML page."""
+    return problem_response("internal-error", instance=request.path)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: a request Django refuses (a Host it does not serve, a suspicious operation) as a problem."""
+    return problem_response("bad-request", instance=request.path)

@@ -155,6 +155,9 @@ HERALD_WS_BURST = env_int("HERALD_WS_BURST", 30, minimum=1)  # ... and in a burs
 # Frames waiting for one slow socket before it is dropped (it reconnects by cursor);
 # above the replay limit so a full replay to a slow client fits.
 HERALD_WS_SEND_QUEUE = env_int("HERALD_WS_SEND_QUEUE", 2_000, minimum=10)
+# ... and only once it also made no progress for this many seconds (or its queue is 4x that size): a reader
+# briefly behind during a burst is not cut off (notifications.hub.SocketWriter).
+HERALD_WS_STALL_SECONDS = env_int("HERALD_WS_STALL_SECONDS", 2, minimum=1)
 HERALD_WS_REPLAY_LIMIT = env_int("HERALD_WS_REPLAY_LIMIT", 1_000, minimum=1)  # more missed: `reset`
 # Failed widget proofs per client address and publishable key, per process (they never spend the
 # organisation's budget); over it, 429 from the front until the next token.

@@ -15,3 +15,5 @@ urlpatterns = [
 ]
 
 handler404 = "herald.errors.not_found"
+handler400 = "herald.problems.bad_request"
+handler500 = "herald.problems.server_error"

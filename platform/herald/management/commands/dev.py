@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from herald.devservices import data_dir
 
@@ -21,6 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="prepare everything, then exit")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            # A demo organisation with a printed secret key has no place in production.
+            raise CommandError("herald dev is for development; HERALD_ENV is production (run `herald serve`)")
         call_command("migrate_schemas", interactive=False, verbosity=0)
         demo = demo_ensure(port=options["port"])
         base = f"http://{options['host']}:{options['port']}"
