@@ -23,7 +23,8 @@ from django.conf import settings
 from playwright.sync_api import BrowserContext
 
 from notifications.proofs import subscriber_hash
-from tests.servers import HeraldServer, free_port, test_database_url
+from tests.servers import HeraldServer, free_port
+from tests.servers import test_database_url as database_url  # not named test_*: pytest would collect it
 from tests.widget.conftest import eventually, off_loop, watch
 
 pytestmark = pytest.mark.browser
@@ -76,7 +77,7 @@ def test_the_quickstart_ends_with_a_notification_seen_in_chromium(context: Brows
     herald_port, page_port = free_port(), free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "HERALD_DATA_DIR": str(workdir / ".herald"),
     }
@@ -108,6 +109,12 @@ def test_the_quickstart_ends_with_a_notification_seen_in_chromium(context: Brows
                 assert inbox.badge() is None
             else:
                 outputs.append(shell.run(body))
+                if body.startswith("export"):
+                    # `export X=$(cmd)` hides a failing cmd: check that each command gave what step 2 says.
+                    values = [shell.env.get(f"HERALD_{name}", "") for name in ("SECRET_KEY", "PUBLISHABLE_KEY")]
+                    assert values[0].startswith("sk_live_") and values[1].startswith("pk_live_"), values
+                    assert shell.env.get("HERALD_SIGNING_SECRET", "").startswith("whsk_"), outputs[-1]
+                    assert server is not None and shell.env["HERALD_URL"] == server.url
         assert page is not None and server is not None
         # Step 3: Python and Node print the same hash, the one Herald expects for user-42.
         hashes = outputs[1].split()
