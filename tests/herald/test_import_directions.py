@@ -19,7 +19,8 @@ LAYERS_ABOVE = {
     "billing": ("portal",),
     "portal": (),
 }
-# The project package's wiring. Apps may import its shared HTTP pieces (herald.problems, herald.front, herald.errors, herald.compat).
+# The project package's wiring. Apps may import its shared HTTP pieces (herald.problems, herald.front,
+# herald.errors, herald.compat, ...).
 WIRING = (
     "herald.settings",
     "herald.settings_typecheck",
