@@ -125,6 +125,8 @@ def test_every_problem_type_reads_as_an_instruction(acme: Org, herald_server: He
     row = ApiKey.objects.get(key_hash=key_hash(sk))
     redis_client().hset(bucket_key(row.pk), mapping={"tokens": "-100", "ts": str(int(time.time() * 1000) + 10_000)})
     check(_call(s, "GET", "/v1/subscribers", key=sk), 429, "rate-limited")
+    # A Host that Herald does not serve (Django's DisallowedHost), on a portal path: 400 as a problem document.
+    check(_call(s, "GET", "/", Host="evil.example"), 400, "bad-request")
     # internal-error and service-unavailable are Herald's faults, never the customer's: no request may cause them
     # (tests/notifications/test_api_send_faults.py causes the 503 by cutting the database away).
     assert set(seen) == set(PROBLEM_TYPES) - {"internal-error", "service-unavailable"}
