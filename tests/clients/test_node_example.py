@@ -25,10 +25,10 @@ def _node_example() -> str:
     return str(blocks[0])
 
 
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH (.ci/run installs Node.js)")
 def test_node_example_signs_like_herald_and_sends_once(acme: Org, herald_server: HeraldServer, tmp_path: Path) -> None:
     node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not on PATH")
+    assert node is not None
     script = tmp_path / "send.mjs"
     script.write_text(_node_example())
     secret = proofs.signing_secrets_live(acme.organization.pk)[0]
