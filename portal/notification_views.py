@@ -390,7 +390,9 @@ def quickstart_send(request: HttpRequest) -> HttpResponse:
         to=[form.cleaned_data["subscriber_id"]],
         category="test",
     )
-    sender = Sender(organization_id=ctx.organization.pk, schema_name=ctx.organization.schema_name)
+    sender = Sender(
+        organization_id=ctx.organization.pk, schema_name=ctx.organization.schema_name, plan=ctx.organization.plan
+    )
     answer = notification_send_blocking(sender=sender, draft=draft)
     result = SimpleNamespace(**answer.body) if answer.status == 202 else None
     if result is None:
