@@ -70,8 +70,8 @@ PLANS: dict[str, Plan] = {
         Plan(
             "scale",
             "Scale",
-            rate_per_second=2_000,
-            burst=4_000,
+            rate_per_second=5_000,
+            burst=10_000,
             monthly_notifications=10_000_000,
             monthly_active_subscribers=500_000,
             concurrent_connections=50_000,
