@@ -111,7 +111,9 @@ class QuotaStep:
 
     # --- counting ---------------------------------------------------------------------------------
 
-    async def _sync(self, send: SendCheck, counter: _Counter, n: int, limit: int | None, plan: Plan, now: datetime) -> None:
+    async def _sync(
+        self, send: SendCheck, counter: _Counter, n: int, limit: int | None, plan: Plan, now: datetime
+    ) -> None:
         """Flush what this process counted to Redis and reserve `n` there; refuse if over `limit`."""
         accepted = True
         client = self._client()
