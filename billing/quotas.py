@@ -32,7 +32,7 @@ from typing import Any
 from django.conf import settings
 
 from billing.plans import Plan, plan_for
-from billing.usage import month_start, period_resets_at
+from billing.usage import frozen_before, month_start, period_resets_at
 from herald.problems import Problem
 from notifications.sending import SendCheck, SendCommitted
 
@@ -122,7 +122,7 @@ class QuotaStep:
                 found = await client.eval(_RESERVE, 1, quota_key(send.organization_id, counter.period),
                                           counter.unsynced, n, "" if limit is None else limit)  # fmt: skip
                 if found == -1:
-                    await self._seed_shared(client, send, counter, now)
+                    await self._seed_shared(client, send, counter, plan, now)
                     found = await client.eval(_RESERVE, 1, quota_key(send.organization_id, counter.period),
                                               0, n, "" if limit is None else limit)  # fmt: skip
                 # The total holds what this process counted and, when accepted, this send.
@@ -136,7 +136,7 @@ class QuotaStep:
         if client is None:
             if counter.shared or time.monotonic() - counter.synced_at >= SYNC_SECONDS:
                 # Every send of this organisation and loop before this one committed (one group at a time).
-                counter.base, counter.unsynced, counter.shared = await _rows_count(send, now), 0, False
+                counter.base, counter.unsynced, counter.shared = await _rows_count(send, plan, now), 0, False
                 counter.synced_at = time.monotonic()
             accepted = limit is None or counter.base + counter.unsynced + n <= limit
             if accepted:
@@ -150,9 +150,9 @@ class QuotaStep:
         self.counters[send.organization_id] = counter
         return counter
 
-    async def _seed_shared(self, client: Any, send: SendCheck, counter: _Counter, now: datetime) -> None:
+    async def _seed_shared(self, client: Any, send: SendCheck, counter: _Counter, plan: Plan, now: datetime) -> None:
         """Seed the missing shared counter from the message rows (another process may have seeded it first)."""
-        count = await _rows_count(send, now)
+        count = await _rows_count(send, plan, now)
         await client.set(quota_key(send.organization_id, counter.period), count, nx=True, ex=SEED_SECONDS)
         counter.unsynced = 0  # this process's sends so far are in the rows
 
@@ -199,18 +199,36 @@ def _conninfo() -> str:
     )
 
 
-async def _rows_count(send: SendCheck, now: datetime) -> int:
-    """The organisation's message rows this month: the truth the counters are caches of."""
+async def _rows_count(send: SendCheck, plan: Plan, now: datetime) -> int:
+    """The organisation's notifications this month from durable rows: the truth the counters are caches of.
+
+    The message rows of each day, but the ledger's figure for a day retention may have thinned
+    (billing.usage.frozen_before)."""
     import psycopg
 
+    from billing.models import UsageDay
     from notifications.models import Message
 
     schema = '"' + send.schema_name.replace('"', '""') + '"'
-    start = datetime.combine(month_start(now.date()), datetime.min.time(), tzinfo=UTC)
-    async with await psycopg.AsyncConnection.connect(_conninfo(), autocommit=True, connect_timeout=5) as conn:
-        cursor = await conn.execute(
-            f"SELECT count(*) FROM {schema}.{Message._meta.db_table} WHERE created_at >= %s", [start]
+    first = month_start(now.date())
+    sql = f"""
+        WITH frozen AS (
+            SELECT day, messages FROM public.{UsageDay._meta.db_table}
+            WHERE organization_id = %(org)s AND day >= %(first)s AND day < %(cutoff)s
+        ), kept AS (
+            SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+            FROM {schema}.{Message._meta.db_table} WHERE created_at >= %(since)s GROUP BY 1
         )
+        SELECT coalesce((SELECT sum(messages) FROM frozen), 0)
+             + coalesce((SELECT sum(n) FROM kept WHERE day NOT IN (SELECT day FROM frozen)), 0)"""
+    params = {
+        "org": send.organization_id,
+        "first": first,
+        "cutoff": frozen_before(plan, now.date()),
+        "since": datetime.combine(first, datetime.min.time(), tzinfo=UTC),
+    }
+    async with await psycopg.AsyncConnection.connect(_conninfo(), autocommit=True, connect_timeout=5) as conn:
+        cursor = await conn.execute(sql, params)
         row = await cursor.fetchone()
     return int(row[0]) if row else 0
 

@@ -13,8 +13,16 @@
 
 `usage_days` computes them for a range (GET /v1/usage, the portal and its CSV all read it), `usage_rollup`
 stores one day in the ledger (`UsageDay`) and gets the same figures however often it runs: nothing here
-reads Redis. Test data never bills: an organisation named in HERALD_BILLING_TEST_ORGANIZATIONS (by
-default `demo`, the organisation `herald dev` makes) is recorded with `test=True` and no overage.
+reads Redis.
+
+Retention deletes messages (and their inbox items) older than the plan's retention days, so a day's rows
+are the truth only while they are all there: a day before `frozen_before` (its rows may be partly gone)
+keeps the figures its ledger row recorded, the rollup leaves that row as it is, and every reader (these
+functions and the quota's seed, billing.quotas) takes the ledger row for it. Rolling each day up within
+the retention (the daily job does yesterday) keeps every figure.
+
+Test data never bills: an organisation named in HERALD_BILLING_TEST_ORGANIZATIONS (by default `demo`, the
+organisation `herald dev` makes) is recorded with `test=True` and no overage.
 """
 
 from __future__ import annotations
@@ -130,6 +138,18 @@ def _overage(plan: Plan, before: int, today: int, *, test: bool) -> int:
     return max(0, before + today - limit) - max(0, before - limit)
 
 
+def frozen_before(plan: Plan, today: date) -> date:
+    """The first day whose message rows retention has not touched yet; earlier days keep their ledger row."""
+    return today - timedelta(days=plan.retention_days - 1)
+
+
+def _frozen_rows(organization_id: int, first: date, before: date) -> dict[date, UsageDay]:
+    if first >= before:
+        return {}
+    rows = UsageDay.objects.filter(organization_id=organization_id, day__gte=first, day__lt=before)
+    return {row.day: row for row in rows}
+
+
 def usage_days(organization: Organization, start: date, end: date) -> list[DayUsage]:
     """Every figure per day from `start` to `end` (inclusive, UTC), computed from durable rows."""
     plan = plan_for(organization.plan)
@@ -138,6 +158,9 @@ def usage_days(organization: Organization, start: date, end: date) -> list[DayUs
     with tenant_context(organization):
         messages = _messages_per_day(organization.schema_name, first, end)
         deliveries = _deliveries_per_day(organization.schema_name, start, end)
+    for day, row in _frozen_rows(organization.pk, first, frozen_before(plan, timezone.now().date())).items():
+        messages[day] = (row.messages, row.notifications)
+        deliveries[day] = row.live_deliveries
     active = _active_per_day(organization.pk, start, end)
     peaks = _peaks_per_day(organization.pk, start, end)
     days = []
@@ -164,16 +187,15 @@ def usage_days(organization: Organization, start: date, end: date) -> list[DayUs
     return days
 
 
-def monthly_messages(organization: Organization, day: date) -> int:
-    """The organisation's messages from the 1st of `day`'s month to now (what the quota counts)."""
-    with tenant_context(organization):
-        found = _messages_per_day(organization.schema_name, month_start(day), next_month_start(day))
-    return sum(sent for sent, _ in found.values())
-
-
 @transaction.atomic
 def usage_rollup(organization: Organization, day: date) -> UsageDay:
-    """Recompute the organisation's ledger row of `day` from durable rows (idempotent: same rows, same row)."""
+    """Recompute the organisation's ledger row of `day` from durable rows (idempotent: same rows, same row).
+
+    A day before `frozen_before` that has a row already keeps it: retention may have deleted its messages."""
+    if day < frozen_before(plan_for(organization.plan), timezone.now().date()):
+        kept = UsageDay.objects.filter(organization=organization, day=day).first()
+        if kept is not None:
+            return kept
     (figures,) = usage_days(organization, day, day)
     values = figures.as_dict()
     values.pop("date")

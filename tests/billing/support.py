@@ -67,9 +67,13 @@ def inbox_rows_per_day(org: Org, start: date, end: date) -> dict[str, int]:
     """The truth the figures must match: inbox rows per UTC day of their creation."""
     with org.activate(), connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT (created_at AT TIME ZONE 'UTC')::date, count(*) FROM "{org.schema_name}".{InboxItem._meta.db_table}
+            f"""SELECT (created_at AT TIME ZONE 'UTC')::date, count(*)
+                FROM "{org.schema_name}".{InboxItem._meta.db_table}
                 WHERE created_at >= %s AND created_at < %s GROUP BY 1""",
-            [datetime.combine(start, time(), tzinfo=UTC), datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)],
+            [
+                datetime.combine(start, time(), tzinfo=UTC),
+                datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC),
+            ],
         )
         found = {row[0].isoformat(): int(row[1]) for row in cursor.fetchall()}
     day, days = start, {}

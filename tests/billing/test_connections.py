@@ -56,9 +56,7 @@ async def test_over_the_plans_connection_cap_a_new_socket_closes_with_4429(
 
     secret = await sync_to_async(signing_secret)(acme)
     globex_secret = await sync_to_async(signing_secret)(globex)
-    clients = await asyncio.gather(
-        *(_authed(herald_server, acme, secret, f"s{i}") for i in range(FREE_CONNECTIONS))
-    )
+    clients = await asyncio.gather(*(_authed(herald_server, acme, secret, f"s{i}") for i in range(FREE_CONNECTIONS)))
     try:
         assert all(await asyncio.gather(*(_ready(c) for c in clients)))
         over = await _authed(herald_server, acme, secret, "one-too-many")

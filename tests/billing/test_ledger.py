@@ -17,10 +17,9 @@ from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-
 from billing.models import SubscriberActivity, UsageDay
 from billing.plans import plan_for
-from billing.usage import _overage, usage_rollup
+from billing.usage import _overage, usage_days, usage_rollup
 from notifications.models import InboxItem, Message
 from tenants.ratelimit import redis_client
 from tests.billing.support import inbox_rows_per_day
@@ -160,3 +159,15 @@ def test_the_rollup_command_names_its_day_and_organisation(acme: Org, capsys: py
         call_command("usage_rollup", "--org", "no-such-org")
 
 
+def test_a_day_past_retention_keeps_its_ledger_figures_when_its_rows_are_deleted(acme: Org) -> None:
+    free = plan_for("free")
+    day = timezone.now().date() - timedelta(days=free.retention_days + 3)
+    _send(acme, ["a", "b"], days_ago=free.retention_days + 3)
+    row = usage_rollup(acme.organization, day)
+    assert (row.messages, row.notifications) == (1, 2)
+    with acme.activate():  # what the retention job does to that day
+        Message.objects.all().delete()
+    again = usage_rollup(acme.organization, day)
+    assert (again.messages, again.notifications, again.computed_at) == (1, 2, row.computed_at)
+    (shown,) = usage_days(acme.organization, day, day)
+    assert (shown.messages, shown.notifications) == (1, 2)
