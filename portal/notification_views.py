@@ -402,4 +402,3 @@ def quickstart_send(request: HttpRequest) -> HttpResponse:
     messages.success(request, f"Sent {result.id} to {form.cleaned_data['subscriber_id']}.")
     url = reverse("portal:quickstart", args=[ctx.organization.slug])
     return redirect(f"{url}?subscriber={form.cleaned_data['subscriber_id']}")
-
