@@ -98,3 +98,49 @@ def test_with_redis_down_the_quota_holds_and_sending_goes_on(acme: Org, globex: 
             assert send(server, globex, "globex still fine").status_code == 202
     finally:
         redis.stop()
+
+
+def test_two_processes_together_stop_exactly_at_the_line(acme: Org) -> None:
+    import asyncio
+
+    import httpx
+
+    from notifications.models import Message
+
+    messages_insert(acme, FREE_LIMIT - 20)
+
+    async def burst(url: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=url, timeout=20) as client:
+
+            async def one(i: int) -> int:
+                response = await client.post(
+                    "/v1/notifications",
+                    json={"to": ["ada"], "title": f"burst-{i}"},
+                    headers={"Authorization": f"Bearer {acme.secret_key}"},
+                )
+                return response.status_code
+
+            return list(await asyncio.gather(*(one(i) for i in range(50))))
+
+    with HeraldServer(workers=2) as server:
+        codes = asyncio.run(burst(server.url))
+    assert sorted(set(codes)) == [202, 429], codes
+    assert codes.count(202) == 20
+    with acme.activate():
+        assert Message.objects.count() == FREE_LIMIT
+
+
+def test_an_idempotent_replay_is_answered_over_the_quota_and_not_counted(
+    acme: Org, herald_server: HeraldServer
+) -> None:
+    import httpx
+
+    messages_insert(acme, FREE_LIMIT - 1)
+    headers = {"Authorization": f"Bearer {acme.secret_key}", "Idempotency-Key": "the-last-one"}
+    body = {"to": ["ada"], "title": "the last one"}
+    first = httpx.post(herald_server.url + "/v1/notifications", json=body, headers=headers, timeout=20)
+    assert first.status_code == 202, first.text
+    replay = httpx.post(herald_server.url + "/v1/notifications", json=body, headers=headers, timeout=20)
+    assert replay.status_code == 202 and replay.json() == first.json()
+    assert messages_titled(acme, "the last one") == (1, 1)
+    assert send(herald_server, acme, "a new one").status_code == 429
