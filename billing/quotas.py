@@ -78,6 +78,8 @@ class QuotaStep:
         self.counters: dict[int, _Counter] = {}
         self._redis: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._redis_paused_until = 0.0
+        self._period_name = ""
+        self._period_ends = 0.0
 
     # --- the step -------------------------------------------------------------------------------
 
@@ -90,17 +92,27 @@ class QuotaStep:
         if limit is None:
             return
         n = len(send.drafts)
-        now = datetime.now(tz=UTC)
-        period = now.strftime("%Y%m")
+        period = self._period()
         counter = self.counters.get(send.organization_id)
         if counter is None or counter.period != period:
-            counter = await self._seed(send, period, now)
+            counter = self._seed(send, period)
         stale = time.monotonic() - counter.synced_at >= SYNC_SECONDS
         near = counter.base + counter.unsynced + n > limit - max(NEAR_MIN, int(limit * NEAR_FRACTION))
         if not stale and not (near and not plan.overage):
             counter.unsynced += n
             return
+        now = datetime.now(tz=UTC)
+        if now.strftime("%Y%m") != counter.period:  # the month turned since _period looked
+            counter = self._seed(send, now.strftime("%Y%m"))
         await self._sync(send, counter, n, limit if not plan.overage else None, plan, now)
+
+    def _period(self) -> str:
+        """The current month as YYYYMM (UTC), recomputed only when the cached one has ended (the hot path)."""
+        if time.time() >= self._period_ends:
+            now = datetime.now(tz=UTC)
+            self._period_name = now.strftime("%Y%m")
+            self._period_ends = period_resets_at(now.date()).timestamp()
+        return self._period_name
 
     async def committed(self, sent: SendCommitted) -> None:
         """Counted at `check` already (before the write, so the next send of the group sees it)."""
@@ -145,7 +157,7 @@ class QuotaStep:
             assert limit is not None
             _refuse(plan, limit, counter.base + counter.unsynced, n, now)
 
-    async def _seed(self, send: SendCheck, period: str, now: datetime) -> _Counter:
+    def _seed(self, send: SendCheck, period: str) -> _Counter:
         counter = _Counter(period=period, base=0, synced_at=-SYNC_SECONDS)  # stale: the first check syncs
         self.counters[send.organization_id] = counter
         return counter
