@@ -339,8 +339,10 @@ async def quotas_compare(
     for concurrency in (16, 64):
         rates: dict[str, list[float]] = {name: [] for name in ports}
         costs: dict[str, list[float]] = {name: [] for name in ports}
-        for _ in range(rounds):
-            for name, port in ports.items():
+        for round_ in range(rounds):
+            # Each goes first in every other round: the second of a pair runs on the first one's leftovers.
+            order = list(ports.items()) if round_ % 2 == 0 else list(reversed(ports.items()))
+            for name, port in order:
                 before = meters[name].sample()[0]
                 count, latencies, bad = await load(port, single, concurrency, seconds, 202)
                 cpu_ms = (meters[name].sample()[0] - before) / max(count, 1) * 1000
