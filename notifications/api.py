@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Path, Query, Router, Status
 from ninja.decorators import decorate_view
 
-from herald.errors import json_body, validation_detail
+from herald.errors import json_body
 from herald.openapi import PublishableKey, SecretKey
 from herald.operations import secret_operation, widget_operation, widget_preflight
 from herald.problems import Problem
@@ -55,7 +55,6 @@ from notifications.schemas import (
     TopicSubscribersAdded,
     TopicSubscribersIn,
     UnreadCount,
-    UsageOut,
     inbox_item_dict,
     subscriber_payload,
 )
@@ -302,39 +301,6 @@ def subscriber_token_issue(
         "token": subscriber_token(secrets[0], subscriber_id, expires_at),
         "subscriber_id": subscriber_id,
         "expires_at": expires_at,
-    }
-
-
-@secret.get("/usage", response=UsageOut, summary="Daily usage", by_alias=True)
-@decorate_view(secret_operation())
-def usage(
-    request: HttpRequest,
-    start: Annotated[
-        date | None, Query(alias="from", description="first day (UTC), default 29 days before `to`")
-    ] = None,
-    end: Annotated[date | None, Query(alias="to", description="last day (UTC), default today")] = None,
-) -> dict[str, Any]:
-    """Messages sent and notifications written per day, read from the stored messages."""
-    end = end or datetime.now(tz=UTC).date()
-    start = start or end - timedelta(days=29)
-    errors = []
-    if start > end:
-        errors.append(
-            {"loc": ["query", "from"], "field": "from", "msg": "must not be after `to`", "type": "date_order"}
-        )
-    if (end - start).days > 366:
-        errors.append(
-            {"loc": ["query", "from"], "field": "from", "msg": "must be at most 367 days before `to`", "type": "range"}
-        )
-    if errors:
-        raise Problem("validation-error", validation_detail(errors), errors=errors)
-    days = selectors.usage_daily(start=start, end=end)
-    return {
-        "from": start,
-        "to": end,
-        "days": days,
-        "messages": sum(d["messages"] for d in days),
-        "notifications": sum(d["notifications"] for d in days),
     }
 
 

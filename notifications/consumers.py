@@ -331,8 +331,10 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             if session is None:
                 self.close_socket(CLOSE_UNAUTHORIZED)
                 return
-            if not socket_limits.subscriber_enter(self.organization_id, session.subscriber_pk):
-                self.close_socket(CLOSE_RATE_LIMITED)  # the subscriber has its cap of sockets in this process
+            if not socket_limits.subscriber_enter(
+                self.organization_id, session.subscriber_pk, plan=self.organization.plan
+            ):  # the subscriber, or its organisation (its plan's cap), has its cap of sockets in this process
+                self.close_socket(CLOSE_RATE_LIMITED)
                 return
             self.counted_subscriber = session.subscriber_pk
             if self.scope.get(PENDING):

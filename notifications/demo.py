@@ -122,6 +122,6 @@ def demo_send(request: HttpRequest) -> JsonResponse:
         action_url=f"{request.scheme}://{request.get_host()}/demo/#sent",
         category="demo",
     )
-    sender = Sender(organization_id=organization.pk, schema_name=organization.schema_name)
+    sender = Sender(organization_id=organization.pk, schema_name=organization.schema_name, plan=organization.plan)
     answer = notification_send_blocking(sender=sender, draft=draft)
     return JsonResponse(answer.body, status=answer.status)

@@ -126,12 +126,13 @@ class PublishableKeyMiddleware:
         }
 
 
-_organizations: dict[tuple[int, str], Organization] = {}
+_organizations: dict[tuple[int, str, str], Organization] = {}
 
 
 def _organization(resolved: ResolvedKey) -> Organization:
-    """One shared (unsaved, read-only) Organization per tenant for all its sockets: it only names the schema."""
-    key = (resolved.organization_id, resolved.schema_name)
+    """One shared (unsaved, read-only) Organization per tenant for all its sockets: it names the schema and the
+    plan (keyed by the plan too, so a plan change reaches new sockets once the key resolves again)."""
+    key = (resolved.organization_id, resolved.schema_name, resolved.plan)
     found = _organizations.get(key)
     if found is None:
         found = _organizations[key] = resolved.organization()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -364,22 +364,6 @@ class TokenOut(Out):
     token: str
     subscriber_id: str
     expires_at: datetime
-
-
-class UsageDay(Out):
-    date: date
-    messages: int
-    notifications: int
-
-
-class UsageOut(Out):
-    start: date = Field(..., alias="from")
-    end: date = Field(..., alias="to")
-    days: list[UsageDay]
-    messages: int
-    notifications: int
-
-    model_config = ConfigDict(populate_by_name=True, from_attributes=True)
 
 
 class UnreadCount(Out):

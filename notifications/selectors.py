@@ -181,31 +181,6 @@ def preferences_get(*, subscriber_pk: int | None) -> dict[str, bool]:
     )
 
 
-def usage_daily(*, start: date, end: date) -> list[dict[str, Any]]:
-    """Per day from `start` to `end` (inclusive, UTC): messages sent and notifications delivered (one query).
-
-    Read from the message rows themselves (their recipient counts), so the
-    figures stay true after subscribers and their inboxes are erased.
-    """
-    table = Message._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT d::date, coalesce(m.messages, 0), coalesce(m.notifications, 0)
-                FROM generate_series(%s::date, %s::date, interval '1 day') AS d
-                LEFT JOIN (
-                    SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS messages,
-                           sum(recipient_count) AS notifications
-                    FROM {table}
-                    WHERE created_at >= %s::date AT TIME ZONE 'UTC'
-                      AND created_at < (%s::date + 1) AT TIME ZONE 'UTC'
-                    GROUP BY 1
-                ) m ON m.day = d::date
-                ORDER BY 1""",
-            [start, end, start, end],
-        )
-        return [{"date": row[0], "messages": int(row[1]), "notifications": int(row[2])} for row in cursor.fetchall()]
-
-
 # --- the portal's activity and subscriber pages ---------------------------------------------
 
 ACTIVITY_RECIPIENTS_SHOWN = 5  # recipients listed under each message of an activity page

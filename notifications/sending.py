@@ -114,11 +114,16 @@ class Sender:
     schema_name: str
     api_key_id: int | None = None  # its last_used_at is touched in the send's transaction when `touch`
     touch: bool = False
+    plan: str | None = None  # the organisation's plan code when the caller knows it (a resolved key does)
 
     @classmethod
     def for_key(cls, key: ResolvedKey, *, touch: bool) -> Sender:
         return cls(
-            organization_id=key.organization_id, schema_name=key.schema_name, api_key_id=key.api_key_id, touch=touch
+            organization_id=key.organization_id,
+            schema_name=key.schema_name,
+            api_key_id=key.api_key_id,
+            touch=touch,
+            plan=key.plan,
         )
 
 
@@ -155,6 +160,7 @@ class SendCheck:
     api_key_id: int | None
     drafts: tuple[NotificationDraft, ...]  # those that will be written (replays and failed items left out)
     batch: bool
+    plan: str | None = None  # the organisation's plan code, when the sender knew it
 
 
 @dataclass(frozen=True)
@@ -950,6 +956,7 @@ class _Transaction:
                 api_key_id=unit.sender.api_key_id,
                 drafts=drafts,
                 batch=unit.batch,
+                plan=unit.sender.plan,
             )
             try:
                 for step in steps:

@@ -6,10 +6,19 @@ behind a balancer the caps are N times these (settings HERALD_WS_MAX_*)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from typing import Protocol
 
 from django.conf import settings
 
 from tenants.ratelimit import LocalBuckets
+
+
+class SocketWatcher(Protocol):
+    """Hears of authenticated sockets (billing records active subscribers and peak connections)."""
+
+    def entered(self, organization_id: int, subscriber_pk: int, open_sockets: int) -> None:
+        """A socket of the subscriber authenticated; the organisation has `open_sockets` in this process now."""
 
 
 class SocketLimits:
@@ -18,6 +27,10 @@ class SocketLimits:
     def __init__(self) -> None:
         self.per_key: Counter[int] = Counter()
         self.per_subscriber: Counter[tuple[int, int]] = Counter()
+        self.per_organization: Counter[int] = Counter()
+        # plan code -> the most authenticated sockets an organisation on it may hold (None: no cap).
+        self.organization_cap: Callable[[str], int | None] | None = None
+        self.watchers: list[SocketWatcher] = []
         self.pending_per_client: Counter[tuple[int, str]] = Counter()  # (publishable key, address)
         self.connects = LocalBuckets()
 
@@ -42,16 +55,24 @@ class SocketLimits:
     def pending_leave(self, api_key_id: int, client: str) -> None:
         _decrement(self.pending_per_client, (api_key_id, client))
 
-    def subscriber_enter(self, organization_id: int, subscriber_pk: int) -> bool:
-        """Count an authenticated socket of the subscriber; False (nothing counted) when it has its cap already."""
+    def subscriber_enter(self, organization_id: int, subscriber_pk: int, *, plan: str | None = None) -> bool:
+        """Count an authenticated socket of the subscriber; False (nothing counted) when it or its organisation
+        (by the `plan`'s cap) has its cap already."""
         name = (organization_id, subscriber_pk)
         if self.per_subscriber[name] >= int(settings.HERALD_WS_MAX_PER_SUBSCRIBER):
             return False
+        cap = self.organization_cap(plan) if self.organization_cap is not None and plan is not None else None
+        if cap is not None and self.per_organization[organization_id] >= cap:
+            return False
         self.per_subscriber[name] += 1
+        self.per_organization[organization_id] += 1
+        for watcher in self.watchers:
+            watcher.entered(organization_id, subscriber_pk, self.per_organization[organization_id])
         return True
 
     def subscriber_leave(self, organization_id: int, subscriber_pk: int) -> None:
         _decrement(self.per_subscriber, (organization_id, subscriber_pk))
+        _decrement(self.per_organization, organization_id)
 
 
 def _decrement(counter: Counter, name: object) -> None:  # type: ignore[type-arg]

@@ -1,4 +1,4 @@
-"""The portal's notification pages: activity with receipts, subscribers, the quickstart (send a test), usage.
+"""The portal's notification pages: activity with receipts, subscribers, the quickstart (send a test).
 
 Thin like portal.views: portal.access checks membership before any tenant schema is activated; each view
 then activates its organisation's schema itself and calls notifications' selectors and services.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,7 +17,6 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tenants.utils import tenant_context
 
@@ -40,7 +38,6 @@ ACTIVITY_PAGE = 25
 RECIPIENTS_PAGE = 50
 SUBSCRIBERS_PAGE = 50
 INBOX_PAGE = 20
-USAGE_DAYS = 30
 PREVIEW_SUBSCRIBER = "portal-preview"
 PREVIEW_KEY_NAME = "Portal preview"
 
@@ -390,7 +387,9 @@ def quickstart_send(request: HttpRequest) -> HttpResponse:
         to=[form.cleaned_data["subscriber_id"]],
         category="test",
     )
-    sender = Sender(organization_id=ctx.organization.pk, schema_name=ctx.organization.schema_name)
+    sender = Sender(
+        organization_id=ctx.organization.pk, schema_name=ctx.organization.schema_name, plan=ctx.organization.plan
+    )
     answer = notification_send_blocking(sender=sender, draft=draft)
     result = SimpleNamespace(**answer.body) if answer.status == 202 else None
     if result is None:
@@ -403,69 +402,3 @@ def quickstart_send(request: HttpRequest) -> HttpResponse:
     messages.success(request, f"Sent {result.id} to {form.cleaned_data['subscriber_id']}.")
     url = reverse("portal:quickstart", args=[ctx.organization.slug])
     return redirect(f"{url}?subscriber={form.cleaned_data['subscriber_id']}")
-
-
-# --- usage -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bar:
-    day: date
-    messages: int
-    notifications: int
-    x: float
-    height: float
-    y: float
-
-
-CHART_WIDTH, CHART_HEIGHT, CHART_TOP = 600, 160, 10
-
-
-def usage_chart(days: list[dict[str, Any]]) -> tuple[list[Bar], int]:
-    """Bars for a server-drawn SVG chart of notifications per day, and the scale's top."""
-    top = max([d["notifications"] for d in days] + [1])
-    step = CHART_WIDTH / max(len(days), 1)
-    bars = []
-    for i, d in enumerate(days):
-        height = (CHART_HEIGHT - CHART_TOP) * d["notifications"] / top
-        bars.append(
-            Bar(
-                day=d["date"],
-                messages=d["messages"],
-                notifications=d["notifications"],
-                x=round(i * step + step * 0.15, 2),
-                height=round(height, 2),
-                y=round(CHART_HEIGHT - height, 2),
-            )
-        )
-    return bars, top
-
-
-@organization_view(Action.VIEW)
-@require_GET
-def usage(request: HttpRequest) -> HttpResponse:
-    """/o/<slug>/usage: the last 30 days of messages and notifications, as a chart and a table."""
-    ctx = portal_context(request)
-    end = timezone.now().date()
-    start = end - timedelta(days=USAGE_DAYS - 1)
-    with tenant_context(ctx.organization):
-        days = selectors.usage_daily(start=start, end=end)
-    bars, top = usage_chart(days)
-    step = CHART_WIDTH / max(len(days), 1)
-    return render(
-        request,
-        "portal/usage.html",
-        {
-            "section": "usage",
-            "days": list(reversed(days)),
-            "bars": bars,
-            "top": top,
-            "bar_width": round(step * 0.7, 2),
-            "chart_width": CHART_WIDTH,
-            "chart_height": CHART_HEIGHT,
-            "start": start,
-            "end": end,
-            "total_messages": sum(d["messages"] for d in days),
-            "total_notifications": sum(d["notifications"] for d in days),
-        },
-    )

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.staticfiles.views import serve as static_serve
 from django.urls import include, path, re_path
 
-from portal import notification_views, views
+from portal import notification_views, usage_views, views
 
 app_name = "portal"
 
@@ -35,7 +35,8 @@ organization_patterns = [
     path("quickstart/", notification_views.quickstart, name="quickstart"),
     path("quickstart/preview", notification_views.quickstart_preview, name="quickstart-preview"),
     path("quickstart/send", notification_views.quickstart_send, name="quickstart-send"),
-    path("usage/", notification_views.usage, name="usage"),
+    path("usage/", usage_views.usage, name="usage"),
+    path("usage.csv", usage_views.usage_download, name="usage-csv"),
 ]
 
 urlpatterns = [

@@ -17,7 +17,7 @@ from tenants.audit import audit_record
 from tenants.keys import KeyKind, key_generate, key_hash, key_prefix
 from tenants.models import ApiKey, AuditEntry, Invitation, Membership, Organization, SigningSecret
 from tenants.provisioning import schema_create
-from tenants.signals import api_key_expiring, api_key_revoked, signing_secret_rotated
+from tenants.signals import api_key_expiring, api_key_revoked, organization_plan_changed, signing_secret_rotated
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -343,6 +343,16 @@ def organization_plan_change(
             ip=ip,
             data={"before": before, "after": plan},
         )
+        hashes = list(ApiKey.objects.filter(organization=organization).values_list("key_hash", flat=True))
+
+        def forget() -> None:
+            from tenants.resolve import api_key_cache_forget
+
+            for hashed in hashes:
+                api_key_cache_forget(hashed)
+
+        transaction.on_commit(forget)
+        organization_plan_changed.send(sender=Organization, organization=organization, before=before, after=plan)
     return organization
 
 

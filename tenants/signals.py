@@ -20,3 +20,7 @@ api_key_expiring = Signal()
 # sender=SigningSecret, organization=<Organization>, signing_secret=<the new SigningSecret>;
 # the organisation's other live secrets now expire at the end of the overlap.
 signing_secret_rotated = Signal()
+
+# sender=Organization, organization=<Organization>, before=<old plan code>, after=<new plan code>; its keys'
+# cached state (plan included) is forgotten after commit, so the new plan's limits apply at once.
+organization_plan_changed = Signal()

@@ -22,6 +22,13 @@ then serves Herald with `uvicorn --workers 2` on 127.0.0.1 and measures:
 The load generator is a minimal keep-alive HTTP/1.1 client on asyncio in this
 process (one connection per concurrent client), so it costs the server's two
 cores as little as possible. Every phase is bounded by --seconds.
+
+    .venv/bin/python infra/bench/ingest.py --quotas [--seconds 5] [--rounds 3]
+
+measures only what the monthly quota (billing.quotas, a per-send step) costs: an organisation on the Scale
+plan (a quota of 10,000,000, far away: the common case) sends to one subscriber at concurrency 16 and 64
+to two servers of the same code, one with HERALD_QUOTAS=0 and one with it on, in alternating rounds, and
+prints each round, the medians and their ratio (#12: within 5%).
 """
 
 from __future__ import annotations
@@ -145,8 +152,8 @@ def setup() -> tuple[str, dict[str, str]]:
     return key, others
 
 
-def serve(port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def serve(port: int, workers: int, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra or {})}
     command = [
         sys.executable, "-m", "uvicorn", "herald.asgi:application",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
@@ -307,11 +314,117 @@ async def run(port: int, key: str, seconds: float, meter: CpuMeter) -> None:
     )
 
 
+def metered_key() -> str:
+    """A secret key of an organisation on the Scale plan (its quota far away), with one subscriber."""
+    from django_tenants.utils import tenant_context
+
+    from notifications.models import Subscriber
+    from tenants.models import Organization
+    from tenants.services import api_key_create, organization_create
+
+    organization = organization_create(name="Metered", slug=f"metered-{uuid.uuid4().hex[:6]}")
+    Organization.objects.filter(pk=organization.pk).update(plan="scale")
+    with tenant_context(organization):
+        Subscriber.objects.create(external_id="bench-user")
+    return api_key_create(organization=organization, kind="secret", name="bench").key
+
+
+async def quotas_compare(
+    ports: dict[str, int], meters: dict[str, CpuMeter], key: str, seconds: float, rounds: int
+) -> None:
+    single = build_request("/v1/notifications", key, {"to": ["bench-user"], "title": "Bench", "body": "hello"})
+    for port in ports.values():
+        await load(port, single, 4, 1.0, 202)  # warm up
+    print(f"POST /v1/notifications, Scale plan, quotas off vs on ({rounds} alternating rounds of {seconds:.0f} s):")
+    for concurrency in (16, 64):
+        rates: dict[str, list[float]] = {name: [] for name in ports}
+        costs: dict[str, list[float]] = {name: [] for name in ports}
+        for round_ in range(rounds):
+            # Each goes first in every other round: the second of a pair runs on the first one's leftovers.
+            order = list(ports.items()) if round_ % 2 == 0 else list(reversed(ports.items()))
+            for name, port in order:
+                before = meters[name].sample()[0]
+                count, latencies, bad = await load(port, single, concurrency, seconds, 202)
+                cpu_ms = (meters[name].sample()[0] - before) / max(count, 1) * 1000
+                rates[name].append(count / seconds)
+                costs[name].append(cpu_ms)
+                print(
+                    f"  c{concurrency:<2} quotas {name:<3}: {count / seconds:7.0f} req/s   "
+                    f"p50 {percentile(latencies, 50) * 1000:6.1f} ms   p99 {percentile(latencies, 99) * 1000:6.1f} ms"
+                    f"   server CPU {cpu_ms:.3f} ms/request" + (f"   NOT 202: {bad}" if bad else "")
+                )
+        off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
+        cost_off, cost_on = statistics.median(costs["off"]), statistics.median(costs["on"])
+        print(
+            f"  c{concurrency:<2} median: off {off:7.0f} req/s, on {on:7.0f} req/s, on/off = {on / off:.3f};  "
+            f"server CPU off {cost_off:.3f} ms/request, on {cost_on:.3f}, on/off = {cost_on / cost_off:.3f}"
+        )
+
+
+def quota_check_cost(key: str, checks: int = 50_000) -> None:
+    """The quota step's own cost per send, in this process: `check` far from the line (the common case)."""
+    from billing.quotas import QuotaStep
+    from notifications.sending import NotificationDraft, SendCheck
+    from tenants.resolve import api_key_resolve
+
+    resolved = api_key_resolve(key)
+    assert resolved is not None
+    send = SendCheck(
+        organization_id=resolved.organization_id,
+        schema_name=resolved.schema_name,
+        api_key_id=resolved.api_key_id,
+        drafts=(NotificationDraft(title="x", to=["bench-user"]),),
+        batch=False,
+        plan=resolved.plan,
+    )
+
+    async def checks_run() -> float:
+        step = QuotaStep()
+        await step.check(send)  # seeds the counter (rows, Redis)
+        started = time.perf_counter()
+        for _ in range(checks):
+            await step.check(send)
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(checks_run())
+    print(f"QuotaStep.check in-process: {elapsed / checks * 1e6:.1f} µs per send ({checks} checks, Redis synced 1/s)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quotas", action="store_true", help="only compare sends with quotas off and on")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.quotas:
+        from infra.bench.common import django_on_fresh_services
+
+        django_on_fresh_services()
+        from django.core.management import call_command
+
+        call_command("migrate_schemas", interactive=False, verbosity=0)
+        key = metered_key()
+        ports = {"off": free_port(), "on": free_port()}
+        servers = [
+            serve(ports["off"], args.workers, {"HERALD_QUOTAS": "0"}),
+            serve(ports["on"], args.workers, {"HERALD_QUOTAS": "1"}),
+        ]
+        try:
+            os.system("uptime")  # noqa: S605, S607 - how busy the machine was
+            database_url = os.environ["DATABASE_URL"]
+            meters = {name: CpuMeter(server.pid, database_url) for name, server in zip(ports, servers, strict=True)}
+            asyncio.run(quotas_compare(ports, meters, key, args.seconds, args.rounds))
+            quota_check_cost(key)
+        finally:
+            for server in servers:
+                server.send_signal(signal.SIGTERM)
+            for server in servers:
+                try:
+                    server.wait(15)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+        return 0
     key, others = setup()
     port = free_port()
     server = serve(port, args.workers)

@@ -122,7 +122,7 @@ _COMMON_ERRORS = {
     "401": "Missing, invalid, revoked or expired key (or subscriber proof)",
     "413": "Body over 256 KiB",
     "422": "Validation failed (see `errors`), or an Idempotency-Key reused with another body",
-    "429": "Rate limited: see Retry-After",
+    "429": "Rate limited, or (sends) over the plan's monthly quota (`quota-exceeded`): see Retry-After",
 }
 
 

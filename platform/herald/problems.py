@@ -77,6 +77,13 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             "rate-limited", 429, "Rate limit exceeded", "Too many requests for this key; retry after `Retry-After`."
         ),
         ProblemType(
+            "quota-exceeded",
+            429,
+            "Quota exceeded",
+            "The plan's monthly notifications are used up; `limit` names the quota and `resets_at` when it starts"
+            " again (upgrade the plan to send before then).",
+        ),
+        ProblemType(
             "bad-request", 400, "Bad request", "The request could not be served as sent (for example its Host)."
         ),
         ProblemType("internal-error", 500, "Internal error", "Something failed on Herald's side; it was logged."),

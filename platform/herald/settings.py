@@ -170,6 +170,10 @@ HERALD_WS_MAX_UNAUTHENTICATED_PER_CLIENT = env_int("HERALD_WS_MAX_UNAUTHENTICATE
 HERALD_WS_CONNECT_RATE = env_int("HERALD_WS_CONNECT_RATE", 100, minimum=1)  # new sockets per second per address
 HERALD_WS_CONNECT_BURST = env_int("HERALD_WS_CONNECT_BURST", 500, minimum=1)
 HERALD_INBOX_RETENTION_DAYS = env_int("HERALD_INBOX_RETENTION_DAYS", 90, minimum=1)  # older cursor: `reset`
+# Billing: organisations (slugs) whose usage is test data, recorded and never billed; quotas on or off (off only
+# to measure what they cost: infra/bench/ingest.py --quotas).
+HERALD_BILLING_TEST_ORGANIZATIONS = env_list("HERALD_BILLING_TEST_ORGANIZATIONS", ["demo"])
+HERALD_QUOTAS = env_bool("HERALD_QUOTAS", True)
 
 # --- tenancy -----------------------------------------------------------------
 

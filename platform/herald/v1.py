@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpResponse
 from ninja.operation import PathView
 
+from billing.api import secret as billing_secret
 from herald.compat import ninja_method_not_allowed_install
 from herald.openapi import api
 from herald.problems import problem_response
@@ -12,6 +13,7 @@ from notifications.api import secret, widget
 
 api.add_router("", secret)
 api.add_router("", widget)
+api.add_router("", billing_secret)
 
 
 def _method_not_allowed(view: PathView) -> HttpResponse:

@@ -19,6 +19,7 @@ from herald.problems import PROBLEM_BASE, PROBLEM_TYPES
 from tenants.keys import key_hash
 from tenants.models import ApiKey
 from tenants.ratelimit import bucket_key, redis_client
+from tests.billing.support import messages_insert
 from tests.conftest import ALLOWED_ORIGIN, Org
 from tests.notifications.api_support import Api, subscriber_hash_for
 from tests.servers import HeraldServer
@@ -64,6 +65,7 @@ def test_every_problem_type_reads_as_an_instruction(acme: Org, herald_server: He
     sk, pk = acme.secret_key, acme.publishable_key
     widget = {"X-Herald-Publishable-Key": pk, "X-Herald-Subscriber": "ada", "Origin": ALLOWED_ORIGIN}
     seen: dict[str, dict[str, Any]] = {}
+    messages_insert(acme, 9_999)  # Free's month of sends but one, as rows: the one below fills it
 
     def check(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
         seen[slug] = _problem(response, status, slug)
@@ -122,6 +124,10 @@ def test_every_problem_type_reads_as_an_instruction(acme: Org, herald_server: He
         422,
         "idempotency-key-reused",
     )
+    quota = check(
+        _call(s, "POST", "/v1/notifications", key=sk, raw=_json({"to": ["a"], "title": "3"})), 429, "quota-exceeded"
+    )
+    assert "notifications a month are used up" in quota["detail"] and quota["resets_at"]
     row = ApiKey.objects.get(key_hash=key_hash(sk))
     redis_client().hset(bucket_key(row.pk), mapping={"tokens": "-100", "ts": str(int(time.time() * 1000) + 10_000)})
     check(_call(s, "GET", "/v1/subscribers", key=sk), 429, "rate-limited")

@@ -121,10 +121,56 @@ class Token(TypedDict):
 
 class UsageDay(TypedDict):
     date: str
+    messages: int  # notifications accepted (one per send): what the monthly quota counts
+    notifications: int  # recipients written
+    live_deliveries: int
+    active_subscribers: int  # month to date
+    peak_connections: int
+    overage: int
+
+
+class PlanLimits(TypedDict):
+    monthly_notifications: int | None
+    monthly_active_subscribers: int | None
+    concurrent_connections: int | None
+    rate_per_second: float
+    burst: int
+    retention_days: int
+    members: int | None
+    overage: bool
+    card_required: bool
+
+
+class UsagePlan(TypedDict):
+    code: str
+    name: str
+    limits: PlanLimits
+
+
+class UsagePeriod(TypedDict):
+    start: str
+    end: str
+    resets_at: str
+    test: bool
     messages: int
     notifications: int
+    live_deliveries: int
+    active_subscribers: int
+    peak_connections: int
+    overage: int
 
 
-Usage = TypedDict("Usage", {"from": str, "to": str, "days": list[UsageDay], "messages": int, "notifications": int})
+Usage = TypedDict(
+    "Usage",
+    {
+        "from": str,
+        "to": str,
+        "days": list[UsageDay],
+        "messages": int,
+        "notifications": int,
+        "plan": UsagePlan,
+        "period": UsagePeriod,
+    },
+)
 
 InboxAction = Literal["read", "unread", "archive", "unarchive"]
