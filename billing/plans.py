@@ -15,14 +15,23 @@ class Plan:
     rate_per_second: float
     burst: int
     monthly_notifications: int | None
+    # Messages older than this are deleted by the retention job; a cursor older than what is left gets `reset`.
+    retention_days: int = 7
 
 
 PLANS: dict[str, Plan] = {
     plan.code: plan
     for plan in (
-        Plan("free", "Free", rate_per_second=50, burst=100, monthly_notifications=10_000),
-        Plan("pro", "Pro", rate_per_second=500, burst=1_000, monthly_notifications=1_000_000),
-        Plan("enterprise", "Enterprise", rate_per_second=5_000, burst=10_000, monthly_notifications=None),
+        Plan("free", "Free", rate_per_second=50, burst=100, monthly_notifications=10_000, retention_days=7),
+        Plan("pro", "Pro", rate_per_second=500, burst=1_000, monthly_notifications=1_000_000, retention_days=90),
+        Plan(
+            "enterprise",
+            "Enterprise",
+            rate_per_second=5_000,
+            burst=10_000,
+            monthly_notifications=None,
+            retention_days=365,
+        ),
     )
 }
 

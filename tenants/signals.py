@@ -20,3 +20,7 @@ api_key_expiring = Signal()
 # sender=SigningSecret, organization=<Organization>, signing_secret=<the new SigningSecret>;
 # the organisation's other live secrets now expire at the end of the overlap.
 signing_secret_rotated = Signal()
+
+# sender=Organization, deleted_schema=<the DeletedSchema>: the organisation is gone, its schema waits to be
+# dropped (herald's background jobs schedule the drop).
+organization_deleted = Signal()
