@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 from procrastinate import exceptions as procrastinate_exceptions
@@ -41,7 +41,8 @@ def _database_job(function: Callable[P, R]) -> Callable[P, R]:
         try:
             return function(*args, **kwargs)
         finally:
-            close_old_connections()
+            # Worker threads come and go: a connection left open in one would outlive it.
+            connections.close_all()
 
     return wrapped
 
