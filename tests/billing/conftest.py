@@ -141,3 +141,7 @@ def post_event(payload: bytes, *, signature: str | None = None) -> Any:
         content_type="application/json",
         headers={"Stripe-Signature": signature if signature is not None else sign(payload)},
     )
+
+
+# The portal's personas (Acme's owner, admin, developer and viewer; Globex's owner), for the billing page.
+from tests.portal.conftest import team  # noqa: E402, F401
