@@ -59,7 +59,9 @@ def overage_report(*, organization: Organization, period_start: date, quantity: 
         raise OverageReportError(f"{period_start} is older than Stripe's 35-day window for meter events")
     customer = StripeCustomer.objects.filter(organization=organization).first()
     if customer is None:
-        logger.warning("overage of %s on %s not reported: the organisation has no Stripe customer", organization, period_start)
+        logger.warning(
+            "overage of %s on %s not reported: the organisation has no Stripe customer", organization, period_start
+        )
         return None
     event_name = settings.STRIPE_METER_EVENT_NAME
     identifier = meter_identifier(organization=organization, event_name=event_name, period_start=period_start)

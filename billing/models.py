@@ -49,7 +49,7 @@ class MeterReport(models.Model):
     event_name = models.CharField(max_length=100)
     period_start = models.DateField()
     quantity = models.BigIntegerField()
-    # Stripe de-duplicates meter events by identifier: one per organisation, meter and day, so a re-run never bills twice.
+    # Stripe de-duplicates meter events by identifier: one per organisation, meter and day (re-runs never bill twice).
     identifier = models.CharField(max_length=100, unique=True)
     timestamp = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)

@@ -51,18 +51,17 @@ def checkout_session_create(*, organization: Organization, plan: str, success_ur
     line_items: list[dict[str, Any]] = [{"price": price, "quantity": 1}]
     if settings.STRIPE_PRICE_OVERAGE:
         line_items.append({"price": settings.STRIPE_PRICE_OVERAGE})  # metered: no quantity
-    session = stripe_client().v1.checkout.sessions.create(
-        {
-            "mode": "subscription",
-            "customer": customer.customer_id,
-            "line_items": line_items,  # type: ignore[typeddict-item]
-            "client_reference_id": str(organization.pk),
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-            "metadata": {"organization_id": str(organization.pk)},
-            "subscription_data": {"metadata": {"organization_id": str(organization.pk)}},
-        }
-    )
+    params: Any = {
+        "mode": "subscription",
+        "customer": customer.customer_id,
+        "line_items": line_items,
+        "client_reference_id": str(organization.pk),
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+        "metadata": {"organization_id": str(organization.pk)},
+        "subscription_data": {"metadata": {"organization_id": str(organization.pk)}},
+    }
+    session = stripe_client().v1.checkout.sessions.create(params)
     return str(session.url)
 
 

@@ -48,7 +48,8 @@ def stripe_client() -> stripe.StripeClient:
     """The Stripe client on the configured key, API base and pinned API version."""
     if not billing_configured():
         raise BillingNotConfiguredError("STRIPE_SECRET_KEY is not set")
-    return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE.rstrip("/"), settings.STRIPE_API_VERSION)
+    api_base = str(settings.STRIPE_API_BASE or "https://api.stripe.com").rstrip("/")
+    return _client(settings.STRIPE_SECRET_KEY, api_base, settings.STRIPE_API_VERSION)
 
 
 def plan_prices() -> dict[str, str]:

@@ -347,7 +347,12 @@ def organization_plan_change(
         from tenants.resolve import api_key_cache_forget
 
         hashes = list(ApiKey.objects.filter(organization=organization).values_list("key_hash", flat=True))
-        transaction.on_commit(lambda: [api_key_cache_forget(hashed) for hashed in hashes])
+
+        def forget() -> None:
+            for hashed in hashes:
+                api_key_cache_forget(hashed)
+
+        transaction.on_commit(forget)
     return organization
 
 

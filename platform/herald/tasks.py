@@ -150,8 +150,12 @@ def upkeep_enqueue(*, today: date | None = None) -> dict[str, int]:
     yesterday = (today - timedelta(days=1)).isoformat()
     counts = {"retention": 0, "idempotency": 0, "overage": 0, "rollup": 0, "schema_drop": 0}
     billed = set(StripeCustomer.objects.values_list("organization_id", flat=True))
-    for organization_id in Organization.objects.exclude(schema_name="public").order_by("id").values_list("id", flat=True):
-        counts["retention"] += _defer(retention_apply, lock=f"retention:{organization_id}", organization_id=organization_id)
+    for organization_id in (
+        Organization.objects.exclude(schema_name="public").order_by("id").values_list("id", flat=True)
+    ):
+        counts["retention"] += _defer(
+            retention_apply, lock=f"retention:{organization_id}", organization_id=organization_id
+        )
         counts["idempotency"] += _defer(
             idempotency_purge, lock=f"idempotency:{organization_id}", organization_id=organization_id
         )

@@ -56,7 +56,15 @@ class StripeServers:
 def stripe_servers() -> Iterator[StripeServers]:
     port, localstripe_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.billing.stripe_fake", "--port", str(port), "--localstripe-port", str(localstripe_port)],
+        [
+            sys.executable,
+            "-m",
+            "tests.billing.stripe_fake",
+            "--port",
+            str(port),
+            "--localstripe-port",
+            str(localstripe_port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -31,4 +31,7 @@ def jobs(task_name: str, **args: Any) -> list[tuple[str, dict[str, Any]]]:
             "SELECT status, args FROM procrastinate_jobs WHERE task_name = %s AND args @> %s::jsonb ORDER BY id",
             [task_name, json.dumps(args)],
         )
-        return [(status, json.loads(found) if isinstance(found, str) else dict(found)) for status, found in cursor.fetchall()]
+        return [
+            (status, json.loads(found) if isinstance(found, str) else dict(found))
+            for status, found in cursor.fetchall()
+        ]

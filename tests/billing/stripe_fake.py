@@ -155,7 +155,12 @@ class FakeStripe:
         if session is None:
             return _error(404, "no such session")
         # Paying leaves a card on the customer (localstripe makes subscriptions only for customers with one).
-        card = {"card[number]": "4242424242424242", "card[exp_month]": "12", "card[exp_year]": "2040", "card[cvc]": "123"}
+        card = {
+            "card[number]": "4242424242424242",
+            "card[exp_month]": "12",
+            "card[exp_year]": "2040",
+            "card[cvc]": "123",
+        }
         status, token = await self.localstripe("POST", "/v1/tokens", request, card)
         if status != 200:
             return web.json_response(token, status=status)
@@ -246,9 +251,7 @@ class FakeStripe:
             }
             for day, value in sorted(by_day.items())
         ]
-        return web.json_response(
-            {"object": "list", "data": summaries, "has_more": False, "url": request.path}
-        )
+        return web.json_response({"object": "list", "data": summaries, "has_more": False, "url": request.path})
 
     async def meter_events_seen(self, request: web.Request) -> web.Response:
         return web.json_response({"calls": self.meter_event_calls, "events": list(self.meter_events.values())})

@@ -94,4 +94,7 @@ def test_reconcile_agrees_with_stripe_and_names_a_day_that_does_not(stripe_env: 
     )
     code, out = _reconcile()
     assert code == 1
-    assert f"MISMATCH organisation {acme.organization.pk} customer {customer.customer_id} {ghost_day}: herald 7, stripe 0" in out
+    assert (
+        f"MISMATCH organisation {acme.organization.pk} customer {customer.customer_id} {ghost_day}: herald 7, stripe 0"
+        in out
+    )

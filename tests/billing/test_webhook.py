@@ -40,7 +40,10 @@ def _plan(org: Org) -> str:
 def _buy(stripe_env: StripeServers, org: Org, plan: str = "pro") -> tuple[dict[str, Any], dict[str, Any]]:
     """Checkout as the owner would: the session, then the customer pays. (session, subscription) as Stripe has them."""
     url = checkout_session_create(
-        organization=org.organization, plan=plan, success_url="http://herald.test/ok", cancel_url="http://herald.test/no"
+        organization=org.organization,
+        plan=plan,
+        success_url="http://herald.test/ok",
+        cancel_url="http://herald.test/no",
     )
     session_id = url.rsplit("/", 1)[1]
     session = stripe_env.complete_checkout(session_id)
@@ -50,14 +53,18 @@ def _buy(stripe_env: StripeServers, org: Org, plan: str = "pro") -> tuple[dict[s
 
 def test_a_bad_or_missing_signature_is_400_and_changes_nothing(stripe_env: StripeServers, acme: Org) -> None:
     payload = event_payload("customer.subscription.deleted", {"id": "sub_x", "customer": "cus_x"})
-    _problem(post_event(payload, signature=sign(payload, secret="whsec_someone_else")), 400, "invalid-webhook-signature")
+    _problem(
+        post_event(payload, signature=sign(payload, secret="whsec_someone_else")), 400, "invalid-webhook-signature"
+    )
     _problem(post_event(payload, signature=""), 400, "invalid-webhook-signature")
     # Signed, then altered: the signature is over the raw body.
     _problem(post_event(payload + b" ", signature=sign(payload)), 400, "invalid-webhook-signature")
     _problem(post_event(b"\xff\xfe not json", signature=sign(b"\xff\xfe not json")), 400, "invalid-webhook-signature")
-    assert not StripeEvent.objects.filter(type="customer.subscription.deleted", organization__isnull=False).filter(
-        organization=acme.organization
-    ).exists()
+    assert (
+        not StripeEvent.objects.filter(type="customer.subscription.deleted", organization__isnull=False)
+        .filter(organization=acme.organization)
+        .exists()
+    )
 
 
 def test_a_stale_timestamp_is_400(stripe_env: StripeServers) -> None:

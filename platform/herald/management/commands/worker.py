@@ -36,7 +36,7 @@ class Command(BaseCommand):
         from herald.tasks import upkeep_schedule
 
         if options["once"]:
-            upkeep_schedule.defer(timestamp=int(time.time()))
+            upkeep_schedule.defer(timestamp=int(time.time()))  # type: ignore[call-arg]  # periodic task typing
         started = self._finished()
         self.stdout.write("worker: running Herald's background jobs" + (" (once)" if options["once"] else ""))
         self.stdout.flush()
