@@ -90,6 +90,7 @@ def test_dev_serves_is_shared_and_leaves_nothing_after_ctrl_c(embedded_env: dict
         os.killpg(dev.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
         output = dev.communicate(timeout=60)[0]
     assert "curl -fsS" in output  # it printed a ready-to-paste command
+    assert "worker: running Herald's background jobs" in output  # `make run` runs the jobs too
     deadline = time.monotonic() + 15
     while _processes_using(folder) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -9,6 +9,9 @@ talks to PostgreSQL through psycopg 3 (async) on the same DATABASES settings as 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import time
 from typing import Any
 
@@ -38,19 +41,28 @@ class Command(BaseCommand):
         if options["once"]:
             upkeep_schedule.defer(timestamp=int(time.time()))  # type: ignore[call-arg]  # periodic task typing
         started = self._finished()
-        self.stdout.write("worker: running Herald's background jobs" + (" (once)" if options["once"] else ""))
-        self.stdout.flush()
         with app.replace_connector(app.connector.get_worker_connector()):  # type: ignore[attr-defined]
-            app.run_worker(
-                wait=not options["once"],
-                concurrency=options["concurrency"],
-                install_signal_handlers=not options["once"],
-            )
+            asyncio.run(self._run(app, once=options["once"], concurrency=options["concurrency"]))
         done = self._finished()
         self.stdout.write(
             f"worker: stopped; jobs succeeded {done['succeeded'] - started['succeeded']}, "
             f"failed {done['failed'] - started['failed']}"
         )
+
+    async def _run(self, app: Any, *, once: bool, concurrency: int) -> None:
+        async with app.open_async():
+            worker = asyncio.create_task(
+                app.run_worker_async(wait=not once, concurrency=concurrency, install_signal_handlers=False)
+            )
+            # SIGTERM / SIGINT cancel the worker, which Procrastinate turns into a graceful stop: running jobs
+            # finish, nothing new starts. Installed before the line below, so a signal after it is never lost.
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, worker.cancel)
+            self.stdout.write("worker: running Herald's background jobs" + (" (once)" if once else ""))
+            self.stdout.flush()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
 
     @staticmethod
     def _finished() -> dict[str, int]:
