@@ -23,6 +23,7 @@ from herald.env import env_int
 
 class Command(BaseCommand):
     help = "Run Herald's background jobs (Procrastinate) until SIGTERM; --once runs what is due and exits."
+    requires_system_checks: list[str] = []  # `herald serve` and the deploy's migrate check; start fast
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="enqueue an upkeep round, run what is due, exit")
