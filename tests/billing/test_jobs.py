@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from herald.tasks import deleted_schema_drop, retention_apply, upkeep_enqueue
-from notifications.models import Message
-from tenants.models import DeletedSchema
+from billing.metering import overage_quantity_source_register
+from billing.models import MeterReport
+from billing.services import stripe_customer_ensure
+from herald.tasks import deleted_schema_drop, idempotency_purge, retention_apply, upkeep_enqueue
+from notifications.models import IdempotencyRecord, Message
+from tenants.models import DeletedSchema, Organization
 from tenants.services import organization_delete
+from tests.billing.conftest import StripeServers
 from tests.billing.jobs_support import jobs, run_worker_until_idle
 from tests.conftest import Org, make_org
 from tests.notifications.realtime_support import api_send, run_db, signing_secret, subscribe
@@ -122,3 +126,53 @@ async def test_a_deleted_organisations_schema_is_dropped_only_after_seven_days()
     await run_worker_until_idle()
     assert not await run_db(_schema_exists, deleted.schema_name)
     assert (await run_db(DeletedSchema.objects.get, organization_id=organization_id)).dropped_at is not None
+
+
+def _idempotency_records(org: Org, *, age_hours: list[int]) -> None:
+    with tenant_context(org.organization):
+        for age in age_hours:
+            record = IdempotencyRecord.objects.create(
+                key=f"k-{age}", endpoint="/v1/notifications", request_hash="0" * 64, status_code=202, response={}
+            )
+            IdempotencyRecord.objects.filter(pk=record.pk).update(created_at=timezone.now() - timedelta(hours=age))
+
+
+def _idempotency_keys(org: Org) -> list[str]:
+    with tenant_context(org.organization):
+        return sorted(IdempotencyRecord.objects.values_list("key", flat=True))
+
+
+async def test_the_idempotency_purge_job_keeps_two_days_of_keys_per_organisation() -> None:
+    acme, globex = await run_db(make_org, "Acme"), await run_db(make_org, "Globex")
+    for org in (acme, globex):
+        await run_db(_idempotency_records, org, age_hours=[1, 47, 49, 200])
+    await run_db(lambda: idempotency_purge.defer(organization_id=acme.organization.pk))
+    await run_worker_until_idle()
+    assert await run_db(_idempotency_keys, acme) == ["k-1", "k-47"]
+    assert await run_db(_idempotency_keys, globex) == ["k-1", "k-200", "k-47", "k-49"]
+
+
+async def test_the_upkeep_round_reports_yesterdays_overage_through_the_registered_source(
+    stripe_env: StripeServers, acme: Org, globex: Org
+) -> None:
+    customer = await run_db(stripe_customer_ensure, organization=acme.organization)
+    asked: list[tuple[int, date]] = []
+
+    def quantity(organization: Organization, day: date) -> int:  # what the usage ledger will answer
+        asked.append((organization.pk, day))
+        return 321
+
+    overage_quantity_source_register(quantity)
+    try:
+        counts = await run_db(upkeep_enqueue)
+        assert counts["overage"] >= 1
+        await run_worker_until_idle(queues=["billing"])
+    finally:
+        overage_quantity_source_register(None)
+    yesterday = timezone.now().date() - timedelta(days=1)
+    assert (acme.organization.pk, yesterday) in asked
+    assert all(org_id != globex.organization.pk for org_id, _ in asked)  # no customer, nothing to ask or bill
+    report = await run_db(MeterReport.objects.get, organization=acme.organization, period_start=yesterday)
+    assert report.status == MeterReport.Status.SENT and report.quantity == 321
+    sent = [e for e in stripe_env.meter_events()["events"] if e["identifier"] == report.identifier]
+    assert [e["payload"] for e in sent] == [{"stripe_customer_id": customer.customer_id, "value": "321"}]
