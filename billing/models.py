@@ -15,6 +15,8 @@ class StripeCustomer(models.Model):
     subscription_id = models.CharField(max_length=255, blank=True, default="")
     subscription_status = models.CharField(max_length=32, blank=True, default="")
     price_id = models.CharField(max_length=255, blank=True, default="")
+    # When Herald first saw the subscription past due (a failed renewal); cleared once it is paid.
+    past_due_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

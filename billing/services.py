@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from billing.models import StripeCustomer, StripeEvent
 from billing.stripe_api import LIVE_SUBSCRIPTION_STATUSES, plan_for_price, plan_prices, stripe_client
@@ -15,6 +17,9 @@ from tenants.models import Organization
 from tenants.services import organization_plan_change
 
 logger = logging.getLogger(__name__)
+
+# How long a past-due subscription keeps its plan while Stripe retries the card.
+PAST_DUE_GRACE = timedelta(days=7)
 
 # Higher wins when a customer somehow holds two live subscriptions.
 PLAN_RANK = {"free": 0, "pro": 1, "scale": 2, "enterprise": 3}
@@ -148,14 +153,42 @@ def stripe_event_process(*, event_id: str, event_type: str, data_object: dict[st
     try:
         with transaction.atomic():
             StripeEvent.objects.create(event_id=event_id, type=event_type, organization=customer.organization)
-            locked = StripeCustomer.objects.select_for_update().select_related("organization").get(pk=customer.pk)
-            locked.subscription_id = state.subscription_id
-            locked.subscription_status = state.status
-            locked.price_id = state.price_id
-            locked.save(update_fields=["subscription_id", "subscription_status", "price_id", "updated_at"])
-            organization_plan_change(organization=locked.organization, plan=state.plan)
+            plan = _state_apply(customer=customer, state=state)
     except IntegrityError:
         if StripeEvent.objects.filter(event_id=event_id).exists():
             return EventOutcome("duplicate")
         raise
-    return EventOutcome("processed", organization_id=customer.organization_id, plan=state.plan)
+    return EventOutcome("processed", organization_id=customer.organization_id, plan=plan)
+
+
+def _state_apply(*, customer: StripeCustomer, state: SubscriptionState) -> str:
+    """Record Stripe's state on the customer row and move the organisation to the plan it gives; that plan.
+
+    A past-due subscription keeps its plan for PAST_DUE_GRACE from the first time Herald saw it past due, then
+    the organisation falls back to Free's limits; paying again (the subscription active) restores the plan.
+    """
+    now = timezone.now()
+    locked = StripeCustomer.objects.select_for_update().select_related("organization").get(pk=customer.pk)
+    locked.subscription_id = state.subscription_id
+    locked.subscription_status = state.status
+    locked.price_id = state.price_id
+    if state.status == "past_due":
+        locked.past_due_since = locked.past_due_since or now
+    else:
+        locked.past_due_since = None
+    locked.save(update_fields=["subscription_id", "subscription_status", "price_id", "past_due_since", "updated_at"])
+    plan = state.plan
+    if locked.past_due_since is not None and now - locked.past_due_since >= PAST_DUE_GRACE:
+        plan = "free"
+    organization_plan_change(organization=locked.organization, plan=plan)
+    return plan
+
+
+def stripe_customer_sync(*, organization: Organization) -> str | None:
+    """Read the organisation's subscriptions from Stripe now and apply them (the grace job); the plan, or None."""
+    customer = StripeCustomer.objects.filter(organization=organization).first()
+    if customer is None:
+        return None
+    state = subscription_state_read(customer_id=customer.customer_id)
+    with transaction.atomic():
+        return _state_apply(customer=customer, state=state)

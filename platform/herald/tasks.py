@@ -112,6 +112,18 @@ def overage_report(*, organization_id: int, day: str) -> int:
     return quantity
 
 
+@app.task(name="herald.past_due_check", queue=BILLING_QUEUE)
+@_database_job
+def past_due_check(*, organization_id: int) -> str | None:
+    """Re-read the organisation's subscription from Stripe: past due beyond the grace falls back to Free."""
+    from billing.services import stripe_customer_sync
+
+    organization = _organization(organization_id)
+    if organization is None:
+        return None
+    return stripe_customer_sync(organization=organization)
+
+
 @app.task(name="herald.usage_rollup", queue=BILLING_QUEUE)
 @_database_job
 def usage_rollup(*, organization_id: int, day: str) -> None:
@@ -148,7 +160,9 @@ def upkeep_enqueue(*, today: date | None = None) -> dict[str, int]:
 
     today = today or timezone.now().date()
     yesterday = (today - timedelta(days=1)).isoformat()
-    counts = {"retention": 0, "idempotency": 0, "overage": 0, "rollup": 0, "schema_drop": 0}
+    from billing.services import PAST_DUE_GRACE
+
+    counts = {"retention": 0, "idempotency": 0, "overage": 0, "rollup": 0, "schema_drop": 0, "past_due": 0}
     billed = set(StripeCustomer.objects.values_list("organization_id", flat=True))
     for organization_id in (
         Organization.objects.exclude(schema_name="public").order_by("id").values_list("id", flat=True)
@@ -171,6 +185,15 @@ def upkeep_enqueue(*, today: date | None = None) -> dict[str, int]:
                 organization_id=organization_id,
                 day=yesterday,
             )
+    # Past due beyond the grace and still on a paid plan: no event may come to say so, so look.
+    for organization_id in (
+        StripeCustomer.objects.filter(past_due_since__lte=timezone.now() - PAST_DUE_GRACE)
+        .exclude(organization__plan="free")
+        .values_list("organization_id", flat=True)
+    ):
+        counts["past_due"] += _defer(
+            past_due_check, lock=f"past-due:{organization_id}", organization_id=organization_id
+        )
     due = timezone.now() - timedelta(days=int(settings.HERALD_SCHEMA_DELETE_AFTER_DAYS))
     for organization_id in DeletedSchema.objects.filter(dropped_at__isnull=True, deleted_at__lte=due).values_list(
         "organization_id", flat=True

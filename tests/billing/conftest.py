@@ -48,6 +48,10 @@ class StripeServers:
         response.raise_for_status()
         return dict(response.json())
 
+    def subscription_status_set(self, subscription_id: str, status: str) -> None:
+        """From now on Stripe reports the subscription in `status` (past_due: a renewal failed)."""
+        httpx.post(f"{self.url}/_test/subscriptions/{subscription_id}/status", json={"status": status}, timeout=10)
+
     def meter_events(self) -> dict[str, Any]:
         return dict(httpx.get(f"{self.url}/_test/meter_events", timeout=10).json())
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import secrets
 import time
 from collections import defaultdict
@@ -49,6 +50,8 @@ class FakeStripe:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.meter_events: dict[str, dict[str, Any]] = {}  # by identifier: Stripe de-duplicates on it
         self.meter_event_calls = 0
+        # Subscription states localstripe cannot reach (a failed renewal: past_due), as Stripe would report them.
+        self.subscription_status: dict[str, str] = {}
         self.client: aiohttp.ClientSession | None = None
 
     async def localstripe(self, method: str, path: str, request: web.Request, body: Any = None) -> Any:
@@ -253,6 +256,23 @@ class FakeStripe:
         ]
         return web.json_response({"object": "list", "data": summaries, "has_more": False, "url": request.path})
 
+    async def subscription_status_set(self, request: web.Request) -> web.Response:
+        """Test-only: from now on Stripe reports this subscription in this status (past_due after a failed renewal)."""
+        data = await request.json()
+        self.subscription_status[request.match_info["id"]] = data["status"]
+        return web.json_response({"id": request.match_info["id"], "status": data["status"]})
+
+    def _with_status(self, body: Any) -> Any:
+        if isinstance(body, dict):
+            if body.get("object") == "subscription" and body.get("id") in self.subscription_status:
+                body["status"] = self.subscription_status[body["id"]]
+            for value in body.values():
+                self._with_status(value)
+        elif isinstance(body, list):
+            for value in body:
+                self._with_status(value)
+        return body
+
     async def meter_events_seen(self, request: web.Request) -> web.Response:
         return web.json_response({"calls": self.meter_event_calls, "events": list(self.meter_events.values())})
 
@@ -267,7 +287,10 @@ class FakeStripe:
             data=await request.read(),
             headers=headers,
         ) as response:
-            return web.Response(body=await response.read(), status=response.status, content_type="application/json")
+            body = await response.read()
+            if self.subscription_status and request.path.startswith("/v1/subscriptions"):
+                body = json.dumps(self._with_status(json.loads(body))).encode()
+            return web.Response(body=body, status=response.status, content_type="application/json")
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -280,6 +303,7 @@ class FakeStripe:
         app.router.add_post("/v1/billing/meter_events", self.meter_event_create)
         app.router.add_get("/v1/billing/meters/{id}/event_summaries", self.meter_event_summaries)
         app.router.add_get("/_test/meter_events", self.meter_events_seen)
+        app.router.add_post("/_test/subscriptions/{id}/status", self.subscription_status_set)
         app.router.add_route("*", "/{tail:.*}", self.passthrough)
         return app
 

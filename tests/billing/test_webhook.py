@@ -157,3 +157,42 @@ def test_one_organisations_customer_never_changes_another_organisations_plan(
 @pytest.mark.parametrize("data_object", [[], "sub_x", None])
 def test_an_event_without_an_object_is_refused(stripe_env: StripeServers, data_object: Any) -> None:
     _problem(post_event(event_payload("customer.subscription.updated", data_object)), 400, "webhook-event-refused")
+
+
+async def test_a_failed_payment_keeps_the_plan_for_seven_days_then_free_until_paid_again(
+    stripe_env: StripeServers, acme: Org
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from herald.tasks import upkeep_enqueue
+    from tests.billing.jobs_support import run_worker_until_idle
+    from tests.notifications.realtime_support import run_db
+
+    session, subscription = await run_db(_buy, stripe_env, acme)
+    await run_db(post_event, event_payload("checkout.session.completed", session))
+    assert await run_db(_plan, acme) == "pro"
+
+    # The renewal fails: Stripe reports the subscription past due and sends invoice.payment_failed.
+    stripe_env.subscription_status_set(subscription["id"], "past_due")
+    invoice = {"id": "in_failed", "object": "invoice", "customer": session["customer"], "status": "open"}
+    await run_db(post_event, event_payload("invoice.payment_failed", invoice))
+    assert await run_db(_plan, acme) == "pro"  # the grace: Stripe is still retrying the card
+    customer = await run_db(StripeCustomer.objects.get, organization=acme.organization)
+    assert customer.subscription_status == "past_due" and customer.past_due_since is not None
+    assert (await run_db(upkeep_enqueue))["past_due"] == 0  # not a day late yet
+
+    # Eight days on, no event comes: the upkeep round looks, and the organisation falls back to Free.
+    await run_db(
+        lambda: StripeCustomer.objects.filter(pk=customer.pk).update(past_due_since=timezone.now() - timedelta(days=8))
+    )
+    assert (await run_db(upkeep_enqueue))["past_due"] == 1
+    await run_worker_until_idle(queues=["billing"])
+    assert await run_db(_plan, acme) == "free"
+
+    # The owner pays: the subscription is active again and the plan comes back.
+    stripe_env.subscription_status_set(subscription["id"], "active")
+    await run_db(post_event, event_payload("invoice.paid", {**invoice, "id": "in_paid", "status": "paid"}))
+    assert await run_db(_plan, acme) == "pro"
+    assert (await run_db(StripeCustomer.objects.get, pk=customer.pk)).past_due_since is None
