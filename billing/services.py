@@ -192,3 +192,16 @@ def stripe_customer_sync(*, organization: Organization) -> str | None:
     state = subscription_state_read(customer_id=customer.customer_id)
     with transaction.atomic():
         return _state_apply(customer=customer, state=state)
+
+
+def stripe_subscriptions_cancel(*, customer_id: str) -> int:
+    """Cancel every live subscription of a Stripe customer (its organisation was deleted); how many."""
+    client = stripe_client()
+    canceled = 0
+    subscriptions = client.v1.subscriptions.list({"customer": customer_id, "status": "all", "limit": 100})
+    for found in subscriptions.auto_paging_iter():
+        subscription = found.to_dict()
+        if subscription["customer"] == customer_id and subscription["status"] not in ("canceled", "incomplete_expired"):
+            client.v1.subscriptions.cancel(subscription["id"])
+            canceled += 1
+    return canceled

@@ -376,8 +376,9 @@ def organization_delete(*, organization: Organization) -> DeletedSchema:
     )
     with connection.cursor() as cursor:
         cursor.execute(f'ALTER SCHEMA "{organization.schema_name}" RENAME TO "{deleted.schema_name}"')
+    # Before the rows go, so receivers can still read what the organisation had (its Stripe customer).
+    organization_deleted.send(sender=Organization, organization=organization, deleted_schema=deleted)
     Organization.objects.filter(pk=organization.pk).delete()
-    organization_deleted.send(sender=Organization, deleted_schema=deleted)
 
     def forget() -> None:
         for hashed in hashes:

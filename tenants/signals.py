@@ -21,6 +21,7 @@ api_key_expiring = Signal()
 # the organisation's other live secrets now expire at the end of the overlap.
 signing_secret_rotated = Signal()
 
-# sender=Organization, deleted_schema=<the DeletedSchema>: the organisation is gone, its schema waits to be
-# dropped (herald's background jobs schedule the drop).
+# sender=Organization, organization=<the Organization>, deleted_schema=<the DeletedSchema>: sent in the deletion's
+# transaction just before the organisation's rows go; its schema waits to be dropped (herald's background jobs
+# schedule the drop, and the cancellation of its Stripe subscriptions).
 organization_deleted = Signal()

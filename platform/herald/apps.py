@@ -3,17 +3,18 @@ from typing import Any
 from django.apps import AppConfig
 
 
-def _schema_drop_schedule(**kwargs: Any) -> None:
-    from herald.tasks import schema_drop_schedule
+def _organization_deleted(**kwargs: Any) -> None:
+    from herald.tasks import organization_deleted_schedule
 
-    schema_drop_schedule(**kwargs)
+    organization_deleted_schedule(**kwargs)
 
 
 class HeraldConfig(AppConfig):
     name = "herald"
 
     def ready(self) -> None:
-        # A deleted organisation's schema is dropped by a background job, some days later (herald.tasks).
+        # A deleted organisation's schema is dropped by a background job some days later, and its Stripe
+        # subscriptions are canceled by another (herald.tasks).
         from tenants.signals import organization_deleted
 
-        organization_deleted.connect(_schema_drop_schedule, dispatch_uid="herald.schema_drop_schedule", weak=False)
+        organization_deleted.connect(_organization_deleted, dispatch_uid="herald.organization_deleted", weak=False)

@@ -217,8 +217,25 @@ def upkeep_schedule(timestamp: int) -> dict[str, int]:
     return counts
 
 
-def schema_drop_schedule(*, deleted_schema: DeletedSchema, **_: Any) -> None:
-    """tenants.signals.organization_deleted: enqueue the schema's drop for when its wait is over."""
+def organization_deleted_schedule(*, organization: Organization, deleted_schema: DeletedSchema, **_: Any) -> None:
+    """tenants.signals.organization_deleted: enqueue the schema's drop, and the end of its Stripe billing."""
+    from billing.models import StripeCustomer
+
     after = deleted_schema.deleted_at + timedelta(days=int(settings.HERALD_SCHEMA_DELETE_AFTER_DAYS))
     # In the deletion's transaction (Django's connection): a rolled-back deletion schedules nothing.
     deleted_schema_drop.configure(schedule_at=after).defer(organization_id=deleted_schema.organization_id)
+    customer = StripeCustomer.objects.filter(organization=organization).first()
+    if customer is not None:
+        # The customer row goes with the organisation: the job is handed the Stripe customer id itself.
+        stripe_subscriptions_cancel.defer(organization_id=organization.pk, customer_id=customer.customer_id)
+
+
+@app.task(name="herald.stripe_subscriptions_cancel", queue=BILLING_QUEUE, retry=5)
+@_database_job
+def stripe_subscriptions_cancel(*, organization_id: int, customer_id: str) -> int:
+    """A deleted organisation is billed no more: cancel its customer's live subscriptions at Stripe; how many."""
+    from billing.services import stripe_subscriptions_cancel as cancel
+
+    canceled = cancel(customer_id=customer_id)
+    logger.info("deleted organisation %s: %s subscriptions of %s canceled", organization_id, canceled, customer_id)
+    return canceled

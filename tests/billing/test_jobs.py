@@ -176,3 +176,13 @@ async def test_the_upkeep_round_reports_yesterdays_overage_through_the_registere
     assert report.status == MeterReport.Status.SENT and report.quantity == 321
     sent = [e for e in stripe_env.meter_events()["events"] if e["identifier"] == report.identifier]
     assert [e["payload"] for e in sent] == [{"stripe_customer_id": customer.customer_id, "value": "321"}]
+
+
+async def test_a_deleted_organisations_stripe_subscriptions_are_canceled(stripe_env: StripeServers, acme: Org) -> None:
+    from tests.billing.test_webhook import _buy
+
+    _, subscription = await run_db(_buy, stripe_env, acme)
+    await run_db(organization_delete, organization=acme.organization)
+    await run_worker_until_idle(queues=["billing"])
+    after = await run_db(lambda: stripe_env.client().v1.subscriptions.retrieve(subscription["id"]).to_dict())
+    assert after["status"] == "canceled"
