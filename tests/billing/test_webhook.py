@@ -195,3 +195,26 @@ async def test_a_failed_payment_keeps_the_plan_for_seven_days_then_free_until_pa
     await run_db(post_event, event_payload("invoice.paid", {**invoice, "id": "in_paid", "status": "paid"}))
     assert await run_db(_plan, acme) == "pro"
     assert (await run_db(StripeCustomer.objects.get, pk=customer.pk)).past_due_since is None
+
+
+def test_stripe_unreachable_while_processing_leaves_the_event_for_stripes_retry(
+    settings: Any, stripe_env: StripeServers, acme: Org
+) -> None:
+    from django.test import Client
+
+    from tests.servers import free_port
+
+    session, _ = _buy(stripe_env, acme)
+    payload = event_payload("checkout.session.completed", session)
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"  # Stripe away: the current state cannot be read
+    response = Client(raise_request_exception=False).post(
+        "/billing/stripe/webhook",
+        data=payload,
+        content_type="application/json",
+        headers={"Stripe-Signature": sign(payload)},
+    )
+    assert response.status_code == 500 and _plan(acme) == "free"
+    assert not StripeEvent.objects.filter(organization=acme.organization).exists()  # not marked as processed
+    settings.STRIPE_API_BASE = stripe_env.url
+    assert post_event(payload).json()["result"] == "processed"  # Stripe's retry of the same event
+    assert _plan(acme) == "pro"
