@@ -212,6 +212,11 @@ def usage_rollup(organization: Organization, day: date) -> UsageDay:
     return row
 
 
+def overage_quantity(organization: Organization, day: date) -> int:
+    """The organisation's overage of `day` as billed: its ledger row, rolled up now (Stripe's meter source)."""
+    return usage_rollup(organization, day).overage
+
+
 def usage_rollup_all(day: date, *, slug: str | None = None) -> list[UsageDay]:
     """Roll `day` up for every organisation (or the one with `slug`); what a periodic job calls."""
     organizations = Organization.objects.exclude(schema_name="public").order_by("pk")

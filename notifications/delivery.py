@@ -26,7 +26,7 @@ from django_tenants.utils import tenant_context
 
 from herald.problems import Problem
 from notifications import selectors, services
-from notifications.models import InboxItem, Message
+from notifications.models import InboxItem, Message, MessageSequence
 from notifications.proofs import SubscriberProof, subscriber_proof_verify
 from notifications.schemas import inbox_item_dict
 from notifications.selectors import UNREAD_COUNT_SQL
@@ -134,6 +134,11 @@ def missed_since(*, organization: Organization, subscriber_pk: int, cursor: int 
         )
         if cursor is None:
             return replay
+        if bounds["latest"] is None and cursor > 0:
+            # Retention deleted every message: a cursor the sequence has handed out is expired, not unknown.
+            if cursor <= int(MessageSequence.objects.values_list("value", flat=True).first() or 0):
+                replay.reset_reason = "expired"
+                return replay
         if cursor > replay.latest_cursor:
             replay.reset_reason = "unknown_cursor"
             return replay

@@ -255,3 +255,30 @@ def preferences_set(*, organization_id: int, external_id: str, categories: dict[
         event=preferences_changed_event(opted_out=[c for c, enabled in choices.items() if not enabled]),
     )
     return choices
+
+
+RETENTION_BATCH = 5_000  # messages per transaction: a long backlog is deleted without one long lock
+
+
+def messages_delete_before(*, before: datetime) -> int:
+    """Delete the active schema's messages created before `before`, with their inbox items; how many messages.
+
+    A cursor older than what is left then gets `reset: expired` (delivery.missed_since). Runs in batches, each
+    its own transaction, so sends keep flowing while a long backlog goes.
+    """
+    total = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"""WITH doomed AS (
+                        SELECT id FROM {T_MESSAGE} WHERE created_at < %s ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+                    ), items AS (
+                        DELETE FROM {T_INBOX} WHERE message_id IN (SELECT id FROM doomed)
+                    )
+                    DELETE FROM {T_MESSAGE} WHERE id IN (SELECT id FROM doomed)""",
+                [before, RETENTION_BATCH],
+            )
+            deleted = int(cursor.rowcount)
+        total += deleted
+        if deleted < RETENTION_BATCH:
+            return total

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.staticfiles.views import serve as static_serve
 from django.urls import include, path, re_path
 
-from portal import notification_views, usage_views, views
+from portal import billing_views, notification_views, usage_views, views
 
 app_name = "portal"
 
@@ -37,6 +37,10 @@ organization_patterns = [
     path("quickstart/send", notification_views.quickstart_send, name="quickstart-send"),
     path("usage/", usage_views.usage, name="usage"),
     path("usage.csv", usage_views.usage_download, name="usage-csv"),
+    path("billing/", billing_views.billing, name="billing"),
+    path("billing/invoices", billing_views.billing_invoices, name="billing-invoices"),
+    path("billing/upgrade", billing_views.billing_upgrade, name="billing-upgrade"),
+    path("billing/manage", billing_views.billing_manage, name="billing-manage"),
 ]
 
 urlpatterns = [

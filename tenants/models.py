@@ -182,3 +182,23 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor_label or 'system'} on {self.organization_id}"
+
+
+class DeletedSchema(models.Model):
+    """The schema of a deleted organisation: renamed out of the way at once, dropped some days later.
+
+    The organisation's row is gone (its keys stopped at once); this row is what remembers its data until a
+    background job drops the schema, HERALD_SCHEMA_DELETE_AFTER_DAYS after `deleted_at`.
+    """
+
+    organization_id = models.BigIntegerField(unique=True)  # the deleted organisation's id
+    slug = models.CharField(max_length=63)
+    schema_name = models.CharField(max_length=63, unique=True)  # the schema's name since the deletion
+    deleted_at = models.DateTimeField(db_index=True)
+    dropped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.schema_name} (organisation {self.organization_id}, {self.slug})"

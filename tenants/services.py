@@ -15,9 +15,15 @@ from django.utils import timezone
 
 from tenants.audit import audit_record
 from tenants.keys import KeyKind, key_generate, key_hash, key_prefix
-from tenants.models import ApiKey, AuditEntry, Invitation, Membership, Organization, SigningSecret
+from tenants.models import ApiKey, AuditEntry, DeletedSchema, Invitation, Membership, Organization, SigningSecret
 from tenants.provisioning import schema_create
-from tenants.signals import api_key_expiring, api_key_revoked, organization_plan_changed, signing_secret_rotated
+from tenants.signals import (
+    api_key_expiring,
+    api_key_revoked,
+    organization_deleted,
+    organization_plan_changed,
+    signing_secret_rotated,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -357,23 +363,56 @@ def organization_plan_change(
 
 
 @transaction.atomic
-def organization_delete(*, organization: Organization) -> None:
-    """Delete the organisation: its keys stop at once, its rows go, its schema is dropped after commit."""
+def organization_delete(*, organization: Organization) -> DeletedSchema:
+    """Delete the organisation: its keys stop at once, its rows go, its schema waits to be dropped.
+
+    The schema is renamed `deleted_<id>` (so the slug can be taken again) and recorded as a DeletedSchema;
+    `deleted_schema_drop` drops it HERALD_SCHEMA_DELETE_AFTER_DAYS later.
+    """
     from django.db import connection
 
     from tenants.resolve import api_key_cache_forget
 
     hashes = list(ApiKey.objects.filter(organization=organization).values_list("key_hash", flat=True))
-    schema = organization.schema_name
+    deleted = DeletedSchema.objects.create(
+        organization_id=organization.pk,
+        slug=organization.slug,
+        schema_name=f"deleted_{organization.pk}",
+        deleted_at=timezone.now(),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER SCHEMA "{organization.schema_name}" RENAME TO "{deleted.schema_name}"')
+    # Before the rows go, so receivers can still read what the organisation had (its Stripe customer).
+    organization_deleted.send(sender=Organization, organization=organization, deleted_schema=deleted)
     Organization.objects.filter(pk=organization.pk).delete()
 
-    def drop() -> None:
+    def forget() -> None:
         for hashed in hashes:
             api_key_cache_forget(hashed)
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
-    transaction.on_commit(drop)
+    transaction.on_commit(forget)
+    return deleted
+
+
+def deleted_schema_drop(*, organization_id: int) -> bool:
+    """Drop the schema of the deleted organisation `organization_id` once its wait is over; whether it dropped."""
+    from django.conf import settings
+    from django.db import connection
+
+    due = timezone.now() - timedelta(days=int(settings.HERALD_SCHEMA_DELETE_AFTER_DAYS))
+    with transaction.atomic():
+        deleted = (
+            DeletedSchema.objects.select_for_update()
+            .filter(organization_id=organization_id, dropped_at__isnull=True, deleted_at__lte=due)
+            .first()
+        )
+        if deleted is None:
+            return False
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{deleted.schema_name}" CASCADE')
+        deleted.dropped_at = timezone.now()
+        deleted.save(update_fields=["dropped_at"])
+    return True
 
 
 # --- members and invitations ------------------------------------------------------------

@@ -24,3 +24,8 @@ signing_secret_rotated = Signal()
 # sender=Organization, organization=<Organization>, before=<old plan code>, after=<new plan code>; its keys'
 # cached state (plan included) is forgotten after commit, so the new plan's limits apply at once.
 organization_plan_changed = Signal()
+
+# sender=Organization, organization=<the Organization>, deleted_schema=<the DeletedSchema>: sent in the deletion's
+# transaction just before the organisation's rows go; its schema waits to be dropped (herald's background jobs
+# schedule the drop, and the cancellation of its Stripe subscriptions).
+organization_deleted = Signal()

@@ -86,6 +86,24 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ProblemType(
             "bad-request", 400, "Bad request", "The request could not be served as sent (for example its Host)."
         ),
+        ProblemType(
+            "invalid-webhook-signature",
+            400,
+            "Webhook signature refused",
+            "The Stripe-Signature header is missing, does not match the body, or is older than 5 minutes.",
+        ),
+        ProblemType(
+            "webhook-event-refused",
+            400,
+            "Webhook event refused",
+            "This endpoint takes only the Stripe event types Herald handles, sent with Herald's API version.",
+        ),
+        ProblemType(
+            "billing-not-configured",
+            503,
+            "Billing is not configured",
+            "This Herald has no Stripe keys (STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET); nothing was done.",
+        ),
         ProblemType("internal-error", 500, "Internal error", "Something failed on Herald's side; it was logged."),
         ProblemType(
             "service-unavailable",

@@ -182,6 +182,8 @@ SHARED_APPS = [
     "herald",
     "django_tenants",
     "tenants",
+    # Background jobs: Procrastinate's tables live in the public schema (herald/tasks.py holds the jobs).
+    "procrastinate.contrib.django",
     "billing",
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -282,6 +284,22 @@ if STRIPE_SECRET_KEY and not STRIPE_SECRET_KEY.startswith(("sk_live_", "sk_test_
     raise ImproperlyConfigured("STRIPE_SECRET_KEY must start with sk_live_, sk_test_, rk_live_ or rk_test_")
 if STRIPE_WEBHOOK_SECRET and not STRIPE_WEBHOOK_SECRET.startswith("whsec_"):
     raise ImproperlyConfigured("STRIPE_WEBHOOK_SECRET must start with whsec_")
+# The API version Herald speaks and expects its webhook endpoint to be created with (billing.stripe_api).
+STRIPE_API_VERSION = env_str("STRIPE_API_VERSION", "2026-10-28.endive") or "2026-10-28.endive"
+# Prices of the paid plans (Checkout in subscription mode); a plan without a price cannot be bought.
+STRIPE_PRICE_PRO = env_str("STRIPE_PRICE_PRO") or ""
+STRIPE_PRICE_SCALE = env_str("STRIPE_PRICE_SCALE") or ""
+# The metered price of overage (added to each Checkout), and the Billing Meter it counts.
+STRIPE_PRICE_OVERAGE = env_str("STRIPE_PRICE_OVERAGE") or ""
+STRIPE_METER_ID = env_str("STRIPE_METER_ID") or ""
+STRIPE_METER_EVENT_NAME = env_str("STRIPE_METER_EVENT_NAME", "herald_notifications") or "herald_notifications"
+
+# --- background jobs (Procrastinate) ----------------------------------------------
+
+# Tasks live in herald/tasks.py (the one module that knows every app); workers use psycopg 3 (async) on DATABASES.
+PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"
+# An organisation's schema is dropped this long after its owner deleted it.
+HERALD_SCHEMA_DELETE_AFTER_DAYS = env_int("HERALD_SCHEMA_DELETE_AFTER_DAYS", 7, minimum=0)
 
 # JSON lines in production (herald.logs: request id, organisation id, route; secrets redacted), text elsewhere.
 HERALD_LOG_FORMAT = env_str("HERALD_LOG_FORMAT") or ("json" if PRODUCTION else "text")

@@ -8,6 +8,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("v1/", api.urls),
+    path("billing/", include("billing.urls")),
     path("", include("notifications.widget_urls")),
     # The portal: accounts (allauth) and the organisation pages under /o/<slug>/.
     path("accounts/", include("allauth.urls")),

@@ -1,4 +1,5 @@
-"""`herald worker`: one round of upkeep with --once; stops on SIGTERM between rounds."""
+"""`herald worker`: Procrastinate's worker; --once runs an upkeep round and what it enqueues, then exits; it
+stops on SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 import time
 
 from tests import servers
+from tests.billing.jobs_support import jobs
+from tests.conftest import make_org
 
 
 def worker(*args: str) -> subprocess.Popen[str]:
@@ -27,25 +30,30 @@ def worker(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_worker_once_runs_the_upkeep_and_exits() -> None:
+def test_worker_once_runs_the_upkeep_round_and_its_jobs_and_exits() -> None:
+    org = make_org("Worked")
     process = worker("--once")
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output
-    assert "idempotency records older than 48 h" in output
-    assert "spare schemas made: 0" in output
+    assert "worker: stopped; jobs succeeded" in output and "failed 0" in output, output
+    # The round enqueued this organisation's retention and idempotency purge, and the same run did them.
+    for task in ("herald.retention_apply", "herald.idempotency_purge"):
+        ran = jobs(task, organization_id=org.organization.pk)
+        assert ran and all(status == "succeeded" for status, _ in ran), (task, ran)
 
 
-def test_worker_stops_on_sigterm_between_rounds() -> None:
-    process = worker("--every", "3600")
+def test_worker_stops_on_sigterm() -> None:
+    process = worker()
     try:
         assert process.stdout is not None
         deadline = time.monotonic() + 60
         line = ""
-        while "spare schemas made" not in line and time.monotonic() < deadline:
+        while "worker: running" not in line and time.monotonic() < deadline:
             line = process.stdout.readline()
-        assert "spare schemas made" in line
+        assert "worker: running" in line  # printed once its signal handlers are in place
         process.send_signal(signal.SIGTERM)
-        assert process.wait(10) == 0
+        assert process.wait(20) == 0
+        assert "worker: stopped" in process.stdout.read()
     finally:
         if process.poll() is None:
             process.kill()

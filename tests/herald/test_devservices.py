@@ -81,6 +81,30 @@ def test_dev_serves_is_shared_and_leaves_nothing_after_ctrl_c(embedded_env: dict
             text=True,
             timeout=60,
         )
+        # The worker `herald dev` started beside the server registers itself once it runs (bounded wait).
+        waited = subprocess.run(
+            [
+                HERALD,
+                "shell",
+                "-c",
+                "import time\n"
+                "from django.db import connection\n"
+                "deadline = time.monotonic() + 60\n"
+                "while time.monotonic() < deadline:\n"
+                "    with connection.cursor() as c:\n"
+                "        c.execute('SELECT count(*) FROM procrastinate_workers')\n"
+                "        if c.fetchone()[0]: break\n"
+                "    time.sleep(0.2)\n"
+                "else:\n"
+                "    raise SystemExit('no worker registered within 60 s')\n"
+                "print('workers registered')",
+            ],
+            env=embedded_env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert "workers registered" in waited.stdout, waited.stderr
         slug, *origins = shell.stdout.strip().splitlines()[-1].split()
         assert slug == "demo", shell.stderr
         assert f"http://127.0.0.1:{port}" in origins, shell.stdout  # the demo page on this port may use the demo key
@@ -90,6 +114,7 @@ def test_dev_serves_is_shared_and_leaves_nothing_after_ctrl_c(embedded_env: dict
         os.killpg(dev.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
         output = dev.communicate(timeout=60)[0]
     assert "curl -fsS" in output  # it printed a ready-to-paste command
+    assert "worker: running Herald's background jobs" in output, output  # `make run` runs the jobs too
     deadline = time.monotonic() + 15
     while _processes_using(folder) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -26,6 +26,7 @@ WIRING = (
     "herald.settings_typecheck",
     "herald.asgi",
     "herald.urls",
+    "herald.tasks",
     "herald.v1",
     "herald.devservices",
     "herald.management",

@@ -133,9 +133,13 @@ def test_every_problem_type_reads_as_an_instruction(acme: Org, herald_server: He
     check(_call(s, "GET", "/v1/subscribers", key=sk), 429, "rate-limited")
     # A Host that Herald does not serve (Django's DisallowedHost), on a portal path: 400 as a problem document.
     check(_call(s, "GET", "/", Host="evil.example"), 400, "bad-request")
+    # The session's server has no Stripe keys: its webhook says so. The webhook's own refusals
+    # (invalid-webhook-signature, webhook-event-refused) are walked with a secret in tests/billing/test_webhook.py.
+    check(_call(s, "POST", "/billing/stripe/webhook", raw=b"{}"), 503, "billing-not-configured")
+    webhook = {"invalid-webhook-signature", "webhook-event-refused"}
     # internal-error and service-unavailable are Herald's faults, never the customer's: no request may cause them
     # (tests/notifications/test_api_send_faults.py causes the 503 by cutting the database away).
-    assert set(seen) == set(PROBLEM_TYPES) - {"internal-error", "service-unavailable"}
+    assert set(seen) == set(PROBLEM_TYPES) - {"internal-error", "service-unavailable"} - webhook
     assert "Retry after" in PROBLEM_TYPES["service-unavailable"].description
 
 

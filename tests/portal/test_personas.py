@@ -399,15 +399,21 @@ def test_deleting_needs_the_slug_typed(team: Team) -> None:
     assert Organization.objects.filter(pk=team.acme.organization.pk).exists()
 
 
-def test_a_deleted_organisations_keys_and_schema_are_gone(team: Team) -> None:
+def test_a_deleted_organisations_keys_go_and_its_schema_waits_to_be_dropped(team: Team) -> None:
     from django.db import connection
+
+    from tenants.models import DeletedSchema
 
     schema = team.acme.organization.schema_name
     client_for(team.owner).post(acme_url(team, "settings/delete"), {"confirm": team.acme.organization.slug})
     assert not ApiKey.objects.filter(organization_id=team.acme.organization.pk).exists()
+    # The schema is renamed out of the way at once; a background job drops it 7 days on (tests/billing/test_jobs.py).
+    deleted = DeletedSchema.objects.get(organization_id=team.acme.organization.pk)
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
         assert cursor.fetchone() is None
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [deleted.schema_name])
+        assert cursor.fetchone() is not None
 
 
 # --- the front door and switching ---------------------------------------------------------------------------

@@ -1,8 +1,11 @@
-"""`herald dev`: migrate, make sure the demo organisation exists, serve on :8000."""
+"""`herald dev`: migrate, make sure the demo organisation exists, run a worker, serve on :8000."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--no-serve", action="store_true", help="prepare everything, then exit")
+        parser.add_argument("--no-worker", action="store_true", help="serve without the background-jobs worker")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.PRODUCTION:
@@ -55,14 +59,31 @@ class Command(BaseCommand):
             return
         import uvicorn
 
-        uvicorn.run(
-            "herald.asgi:application",
-            host=options["host"],
-            port=options["port"],
-            ws="websockets-sansio",
-            lifespan="off",
-            log_level="info",
-        )
+        # The background jobs (herald worker) beside the server, so `make run` stays one command. It inherits
+        # this process's environment, embedded services' URLs included, and stops with it.
+        worker = None if options["no_worker"] else subprocess.Popen([sys.executable, "-m", "herald", "worker"])
+        try:
+            uvicorn.run(
+                "herald.asgi:application",
+                host=options["host"],
+                port=options["port"],
+                ws="websockets-sansio",
+                lifespan="off",
+                log_level="info",
+            )
+        finally:
+            if worker is not None:
+                _stop(worker)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def demo_ensure(*, port: int = 8000) -> dict[str, str]:
