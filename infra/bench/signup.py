@@ -7,7 +7,7 @@ pool, then per sample drives Django's handler in-process (so each figure is the 
 POST /accounts/signup/ (includes hashing the password), POST the e-mail confirmation link, POST /new (creates the
 organisation with `organization_create`: a spare schema claimed, owner, signing secret, audit entry). Prints
 p50/p99/max of each step and of the three together. The goal (under 1 s) is judged on the POST that creates the
-organisation; the sign-up POST is dominated by the password hash (PBKDF2, deliberately slow), shown beside it.
+organisation; the sign-up POST is dominated by the password hash (Argon2, deliberately costly), shown beside it.
 """
 
 from __future__ import annotations
