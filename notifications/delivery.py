@@ -27,11 +27,18 @@ from django_tenants.utils import tenant_context
 from herald.problems import Problem
 from notifications import selectors, services
 from notifications.models import InboxItem, Message
-from notifications.proofs import SubscriberProof, subscriber_proof_verify
+from notifications.proofs import (
+    SubscriberProof,
+    proof_verify_with,
+    signing_secrets_cached,
+    signing_secrets_load,
+    signing_secrets_remember,
+    subscriber_proof_verify,
+)
 from notifications.schemas import inbox_item_dict
 from notifications.selectors import UNREAD_COUNT_SQL
 from notifications.services import T_MESSAGE, T_PREFERENCE, T_SUBSCRIBER, T_TOPICSUB, subscribers_create_sql
-from tenants.models import Organization
+from tenants.models import Organization, SigningSecret
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,95 @@ def subscriber_session_open(
         unread_count=int(unread),
         latest_cursor=int(latest),
     )
+
+
+# The event loop's session (the socket's auth): the statement above, schema-qualified, that also re-reads the
+# organisation's live signing secrets and creates the subscriber only while the secret that verified the proof
+# (%(secret_id)s) is still among them. With the secrets cached (notifications.proofs) an auth is ONE round trip.
+_SESSION_CREATE_SQL = subscribers_create_sql(
+    external_id="%(external_id)s", source="WHERE NOT EXISTS (SELECT 1 FROM found) AND EXISTS (SELECT 1 FROM proven)"
+)
+SESSION_ASYNC_SQL = f"""
+WITH live AS (
+    SELECT id, secret, extract(epoch FROM expires_at) AS ends FROM public.{SigningSecret._meta.db_table}
+    WHERE organization_id = %(organization_id)s AND (expires_at IS NULL OR expires_at > now())
+),
+proven AS (SELECT 1 FROM live WHERE id = %(secret_id)s),
+found AS (
+    SELECT id FROM {T_SUBSCRIBER} WHERE external_id = %(external_id)s AND EXISTS (SELECT 1 FROM proven)
+),
+created AS (
+    {_SESSION_CREATE_SQL}
+    RETURNING id
+),
+s AS (SELECT id FROM found UNION ALL SELECT id FROM created LIMIT 1)
+SELECT
+    (SELECT coalesce(json_agg(json_build_array(id, secret, ends) ORDER BY id DESC), '[]'::json) FROM live),
+    s.id,
+    ARRAY(SELECT topic_id FROM {T_TOPICSUB} WHERE subscriber_id = s.id ORDER BY topic_id),
+    ARRAY(SELECT category FROM {T_PREFERENCE} WHERE subscriber_id = s.id AND NOT enabled),
+    ({UNREAD_COUNT_SQL.format(subscriber="s.id")}),
+    (SELECT coalesce(max(seq), 0) FROM {T_MESSAGE})
+FROM (SELECT 1) AS one LEFT JOIN s ON true
+"""
+
+
+async def subscriber_session_open_async(
+    *, organization_id: int, schema_name: str, subscriber_id: str, subscriber_hash: str | None, token: str | None
+) -> SubscriberSession | None:
+    """subscriber_session_open on the event loop (the send engine's psycopg pool, the schema named in the SQL,
+    never the shared database_sync_to_async connection): one round trip with the organisation's secrets cached,
+    two on a cache miss or a proof the cache cannot verify; None if refused."""
+    from psycopg import AsyncClientCursor
+
+    from notifications.sending import connection_pool, schema_qualified
+
+    pool = await connection_pool()
+    async with pool.connection() as conn:
+        given = {"subscriber_id": subscriber_id, "subscriber_hash": subscriber_hash, "token": token}
+        found = proof_verify_with(signing_secrets_cached(organization_id) or (), **given)
+        if found is None:
+            found = proof_verify_with(await signing_secrets_load(conn, organization_id), **given)
+            if found is None:
+                return None
+        proof, secret = found
+        params = {"organization_id": organization_id, "secret_id": secret.id, "external_id": subscriber_id}
+        sql = schema_qualified(SESSION_ASYNC_SQL, schema_name)
+        row = None
+        for _ in range(2):  # a subscriber created by a concurrent first connection is seen on the second try
+            cursor = AsyncClientCursor(conn)
+            await cursor.execute(sql, params)
+            row = await cursor.fetchone()
+            assert row is not None  # one row always (the LEFT JOIN)
+            signing_secrets_remember(organization_id, [tuple(r) for r in row[0]])
+            if not any(int(r[0]) == secret.id for r in row[0]):
+                return None  # its secret was rotated out (in any process) and its grace is over
+            if row[1] is not None:
+                break
+    if row is None or row[1] is None:  # pragma: no cover - the second statement sees the committed subscriber
+        raise RuntimeError(f"subscriber {subscriber_id!r} neither found nor created")
+    _, subscriber_pk, topic_pks, opted_out, unread, latest = row
+    return SubscriberSession(
+        proof=proof,
+        subscriber_pk=int(subscriber_pk),
+        topic_pks=tuple(int(pk) for pk in topic_pks),
+        opted_out=frozenset(opted_out),
+        unread_count=int(unread),
+        latest_cursor=int(latest),
+    )
+
+
+async def subscriber_proof_verify_async(
+    *, organization_id: int, subscriber_id: str, subscriber_hash: str | None, token: str | None
+) -> SubscriberProof | None:
+    """A socket's fresh proof (re-auth) checked against the live secrets read now (one round trip), on the loop."""
+    from notifications.sending import connection_pool
+
+    pool = await connection_pool()
+    async with pool.connection() as conn:
+        secrets = await signing_secrets_load(conn, organization_id)
+    found = proof_verify_with(secrets, subscriber_id=subscriber_id, subscriber_hash=subscriber_hash, token=token)
+    return found[0] if found is not None else None
 
 
 def unread_count(*, organization: Organization, subscriber_pk: int) -> int:

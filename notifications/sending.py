@@ -762,6 +762,11 @@ def _qualified(sql: str, schema_name: str) -> str:
     return _TABLE.sub(lambda m: f"{schema}.{m.group(1)}", sql)
 
 
+def schema_qualified(sql: str, schema_name: str) -> str:
+    """`sql` with every notifications table named in `schema_name` (no search_path reliance)."""
+    return _qualified(sql, schema_name)
+
+
 def _statement_sql(kind: str, schema_name: str) -> str:
     if kind == "ensure":
         return "(text[]) AS " + _qualified(SUBSCRIBERS_ENSURE_SQL.replace("%s", "$1"), schema_name)
