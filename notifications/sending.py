@@ -415,6 +415,11 @@ def notification_send_batch_blocking(
     return _bridge.run(notification_send_batch(sender=sender, drafts=drafts, idempotency=idempotency))
 
 
+def run_blocking(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Await `coroutine` from sync code (a Django view) on the engine's loop, as the `_blocking` sends do."""
+    return _bridge.run(coroutine)
+
+
 class _Bridge:
     """Sync callers' way in: the caller's event loop when a sync view runs for one (async_to_sync reuses it),
     else one long-lived loop thread of the engine's own (a fresh loop per call would strand its pool)."""
