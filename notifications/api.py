@@ -121,10 +121,7 @@ def subscribers_import(request: HttpRequest, payload: SubscribersImportIn) -> di
     return body  # type: ignore[no-any-return]
 
 
-@secret.put("/subscribers/{subscriber_id}", response=SubscriberOut, summary="Create or update a subscriber")
-@decorate_view(secret_operation())
-def subscriber_put(request: HttpRequest, subscriber_id: SubscriberIdPath, payload: SubscriberIn) -> dict[str, Any]:
-    """Fields left out keep their value; a new subscriber starts with empty ones."""
+def _subscriber_put(request: HttpRequest, subscriber_id: str, payload: SubscriberIn) -> dict[str, Any]:
     fields = payload.model_dump(exclude_unset=True)
     fields = {name: value for name, value in fields.items() if value is not None}
     return sending.run_blocking(
@@ -132,35 +129,53 @@ def subscriber_put(request: HttpRequest, subscriber_id: SubscriberIdPath, payloa
     )
 
 
-@secret.get("/subscribers/{subscriber_id}", response=SubscriberOut, summary="Get a subscriber")
-@decorate_view(secret_operation())
-def subscriber_get(request: HttpRequest, subscriber_id: SubscriberIdPath) -> dict[str, Any]:
+def _subscriber_get(request: HttpRequest, subscriber_id: str) -> dict[str, Any]:
     subscriber = sending.run_blocking(subscribing.subscriber_get(tenant=_tenant(request), external_id=subscriber_id))
     if subscriber is None:
         raise Problem("not-found", "No such subscriber")
     return subscriber
 
 
-@secret.delete("/subscribers/{subscriber_id}", response={204: None}, summary="Erase a subscriber and its inbox")
-@decorate_view(secret_operation())
-def subscriber_delete(request: HttpRequest, subscriber_id: SubscriberIdPath) -> Status[None]:
+def _subscriber_delete(request: HttpRequest, subscriber_id: str) -> Status[None]:
     if not sending.run_blocking(subscribing.subscriber_delete(tenant=_tenant(request), external_id=subscriber_id)):
         raise Problem("not-found", "No such subscriber")
     return Status(204, None)
 
 
+@secret.put("/subscribers/{subscriber_id}", response=SubscriberOut, summary="Create or update a subscriber")
+@decorate_view(secret_operation())
+def subscriber_put(request: HttpRequest, subscriber_id: SubscriberIdPath, payload: SubscriberIn) -> dict[str, Any]:
+    """Fields left out keep their value; a new subscriber starts with empty ones."""
+    return _subscriber_put(request, subscriber_id, payload)
+
+
+@secret.get("/subscribers/{subscriber_id}", response=SubscriberOut, summary="Get a subscriber")
+@decorate_view(secret_operation())
+def subscriber_get(request: HttpRequest, subscriber_id: SubscriberIdPath) -> dict[str, Any]:
+    return _subscriber_get(request, subscriber_id)
+
+
+@secret.delete("/subscribers/{subscriber_id}", response={204: None}, summary="Erase a subscriber and its inbox")
+@decorate_view(secret_operation())
+def subscriber_delete(request: HttpRequest, subscriber_id: SubscriberIdPath) -> Status[None]:
+    return _subscriber_delete(request, subscriber_id)
+
+
 # Django routes /v1/subscribers/bulk to the import above whatever the method: the subscriber named `bulk` is
 # served here for the other methods (not in the OpenAPI document, which has /v1/subscribers/{subscriber_id}).
+@decorate_view(secret_operation())
 def _bulk_named_get(request: HttpRequest) -> Any:
-    return subscriber_get(request, subscriber_id="bulk")
+    return _subscriber_get(request, "bulk")
 
 
+@decorate_view(secret_operation())
 def _bulk_named_put(request: HttpRequest, payload: SubscriberIn) -> Any:
-    return subscriber_put(request, subscriber_id="bulk", payload=payload)
+    return _subscriber_put(request, "bulk", payload)
 
 
+@decorate_view(secret_operation())
 def _bulk_named_delete(request: HttpRequest) -> Any:
-    return subscriber_delete(request, subscriber_id="bulk")
+    return _subscriber_delete(request, "bulk")
 
 
 secret.add_api_operation("/subscribers/bulk", ["GET"], _bulk_named_get, response=SubscriberOut, include_in_schema=False)

@@ -145,7 +145,7 @@ class _Encoded:
 def _encoded(
     status: int, body: Any, *, content_type: str = "application/json", extra: Mapping[str, str] | None = None
 ) -> _Encoded:
-    payload = json.dumps(body).encode()
+    payload = b"" if status == 204 else json.dumps(body).encode()  # 204: no content (RFC 9110)
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())]
     headers += [
         (name.lower().encode(), value.encode()) for name, value in {**SECURITY_HEADERS, **(extra or {})}.items()
