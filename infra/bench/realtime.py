@@ -286,6 +286,7 @@ class Results:
     c: tuple[float, int, int] | None = None  # msgs/s, delivered, expected
     c_cpu: float | None = None  # server CPU seconds spent during (c)
     d: float | None = None  # KiB per idle connection
+    connect: float | None = None  # sockets connected and authenticated (ready) per second
     lost: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -706,7 +707,9 @@ async def phase_bcd(target: Target, result: Results, sockets: int, bursts: int) 
     specs = target.b_specs(sockets)
     started = time.perf_counter()
     clients = await open_clients(target.port, specs, recorder)
-    result.notes.append(f"{sockets} sockets connected and ready in {time.perf_counter() - started:.1f} s")
+    took = time.perf_counter() - started
+    result.connect = sockets / took if took > 0 else None
+    result.notes.append(f"{sockets} sockets connected and ready in {took:.1f} s")
     await asyncio.sleep(3)
     result.d = (rss_kib(target.process.pid) - before) / sockets
 
@@ -811,12 +814,53 @@ def show(results: list[Results], sockets: int, bursts: int) -> None:
     for r in results:
         if r.d is not None:
             print(f"    {r.name:<12} {r.d:8.1f}")
+    print(f"(f) connect + auth, {sockets} sockets, 100 at a time: sockets/s (ratio to raw in this run)")
+    raw = next((r for r in results if r.name == "raw"), None)
+    for r in results:
+        if r.connect is not None:
+            ratio = f"{r.connect / raw.connect:.2f}x raw" if raw and raw.connect else "no raw figure"
+            print(f"    {r.name:<12} {r.connect:8.0f}   {ratio}")
     print("(e) messages lost, (a)+(b)+(c)")
     for r in results:
         print(f"    {r.name:<12} {r.lost}")
     for r in results:
         for note in r.notes:
             print(f"    note {r.name}: {note}")
+    targets_show(results)
+
+
+def targets_show(results: list[Results]) -> None:
+    """The issue's real-time targets, each with its figure and ratio to the raw ceiling measured in this run."""
+    herald = next((r for r in results if r.name == "herald"), None)
+    raw = next((r for r in results if r.name == "raw"), None)
+    if herald is None:
+        return
+
+    def ratio(mine: float | None, theirs: float | None) -> str:
+        return f"{mine / theirs:.2f}x raw" if mine is not None and theirs else "no raw figure"
+
+    def verdict(ok: bool | None) -> str:
+        return "MET" if ok else "not met" if ok is not None else "not measured"
+
+    print("Targets (real time; herald against raw in this run):")
+    c = herald.connect
+    rc = raw.connect if raw else None
+    print(
+        f"    connect + auth >= 1,000 sockets/s and >= 0.75x raw: {c or float('nan'):.0f}/s, {ratio(c, rc)}: "
+        + verdict(None if c is None else c >= 1000 and (rc is None or c >= 0.75 * rc))
+    )
+    if herald.c and raw and raw.c:
+        cpu_h = herald.c_cpu / herald.c[1] if herald.c_cpu and herald.c[1] else None
+        cpu_r = raw.c_cpu / raw.c[1] if raw.c_cpu and raw.c[1] else None
+        per = f"{cpu_h / cpu_r:.2f}x raw" if cpu_h and cpu_r else "n/a"
+        ok = herald.c[0] >= 0.6 * raw.c[0] and (cpu_h is not None and cpu_r is not None and cpu_h <= 1.2 * cpu_r)
+        print(
+            f"    fan-out >= 0.6x raw deliveries/s, CPU/delivery <= 1.2x raw: {herald.c[0]:.0f}/s "
+            f"{ratio(herald.c[0], raw.c[0])}, CPU/delivery {per}: {verdict(ok)}"
+        )
+    if herald.d is not None:
+        print(f"    memory per idle socket <= 20 KiB: {herald.d:.1f} KiB: {verdict(herald.d <= 20)}")
+    print(f"    lost 0: {herald.lost}: {verdict(herald.lost == 0)}")
 
 
 async def run(env: Env, names: list[str], sockets: int, bursts: int, phases: list[str]) -> list[Results]:
