@@ -157,7 +157,7 @@ async def subscriber_session_open_async(
 
     pool = await connection_pool()
     async with pool.connection() as conn:
-        given = {"subscriber_id": subscriber_id, "subscriber_hash": subscriber_hash, "token": token}
+        given: dict[str, Any] = {"subscriber_id": subscriber_id, "subscriber_hash": subscriber_hash, "token": token}
         found = proof_verify_with(signing_secrets_cached(organization_id) or (), **given)
         if found is None:
             found = proof_verify_with(await signing_secrets_load(conn, organization_id), **given)
