@@ -14,6 +14,9 @@ after commit, for the socket and the HTTP API alike.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -114,72 +117,154 @@ def subscriber_session_open(
     )
 
 
-# The event loop's session (the socket's auth): the statement above, schema-qualified, that also re-reads the
-# organisation's live signing secrets and creates the subscriber only while the secret that verified the proof
-# (%(secret_id)s) is still among them. With the secrets cached (notifications.proofs) an auth is ONE round trip.
-_SESSION_CREATE_SQL = subscribers_create_sql(
-    external_id="%(external_id)s", source="WHERE NOT EXISTS (SELECT 1 FROM found) AND EXISTS (SELECT 1 FROM proven)"
-)
-SESSION_ASYNC_SQL = f"""
+# The event loop's sessions (sockets' auth), many at once: the sockets of one organisation that authenticate
+# together (a reconnect storm) share ONE statement, which also re-reads the organisation's live signing secrets
+# and creates subscribers only for items whose verifying secret (secret_id) is still among them. With the
+# secrets cached (notifications.proofs) an auth costs a share of one round trip. The row with ord 0 carries the
+# live secrets; an item missing from the answer had its secret rotated out; a null id was created concurrently
+# by another statement (committed by the next one).
+SESSIONS_SQL = f"""
 WITH live AS (
     SELECT id, secret, extract(epoch FROM expires_at) AS ends FROM public.{SigningSecret._meta.db_table}
     WHERE organization_id = %(organization_id)s AND (expires_at IS NULL OR expires_at > now())
 ),
-proven AS (SELECT 1 FROM live WHERE id = %(secret_id)s),
-found AS (
-    SELECT id FROM {T_SUBSCRIBER} WHERE external_id = %(external_id)s AND EXISTS (SELECT 1 FROM proven)
-),
+x AS (SELECT * FROM json_to_recordset(%(items)s::json) AS x(ord int, external_id text, secret_id bigint)),
+ok AS (SELECT x.* FROM x WHERE x.secret_id IN (SELECT id FROM live)),
 created AS (
-    {_SESSION_CREATE_SQL}
-    RETURNING id
+    {
+    subscribers_create_sql(
+        external_id="DISTINCT ok.external_id",
+        source=f"FROM ok WHERE NOT EXISTS (SELECT 1 FROM {T_SUBSCRIBER} f WHERE f.external_id = ok.external_id)"
+        " ORDER BY 1",
+    )
+}
+    RETURNING id, external_id
 ),
-s AS (SELECT id FROM found UNION ALL SELECT id FROM created LIMIT 1)
-SELECT
-    (SELECT coalesce(json_agg(json_build_array(id, secret, ends) ORDER BY id DESC), '[]'::json) FROM live),
-    s.id,
+s AS (
+    SELECT ok.ord, coalesce(f.id, c.id) AS id FROM ok
+    LEFT JOIN {T_SUBSCRIBER} f ON f.external_id = ok.external_id
+    LEFT JOIN created c ON c.external_id = ok.external_id
+)
+SELECT s.ord, s.id,
     ARRAY(SELECT topic_id FROM {T_TOPICSUB} WHERE subscriber_id = s.id ORDER BY topic_id),
-    ARRAY(SELECT category FROM {T_PREFERENCE} WHERE subscriber_id = s.id AND NOT enabled),
+    ARRAY(SELECT category::text FROM {T_PREFERENCE} WHERE subscriber_id = s.id AND NOT enabled),
     ({UNREAD_COUNT_SQL.format(subscriber="s.id")}),
-    (SELECT coalesce(max(seq), 0) FROM {T_MESSAGE})
-FROM (SELECT 1) AS one LEFT JOIN s ON true
+    (SELECT coalesce(max(seq), 0) FROM {T_MESSAGE}),
+    NULL::json
+FROM s
+UNION ALL
+SELECT 0, NULL, NULL, NULL, NULL, NULL,
+    (SELECT coalesce(json_agg(json_build_array(id, secret, ends) ORDER BY id DESC), '[]'::json) FROM live)
 """
+SESSIONS_MAX = 500  # sessions per statement
+
+
+@dataclass
+class _Want:
+    subscriber_id: str
+    secret_id: int
+    future: asyncio.Future[tuple[Any, ...] | None]
+    tries: int = 0
+
+
+@dataclass
+class _Sessions:
+    """The sessions of one organisation waiting for the next statement (one statement at a time each)."""
+
+    wants: list[_Want] = field(default_factory=list)
+    running: bool = False
+
+
+class _SessionOpener:
+    """Per event loop: each organisation's queue of sessions to open, flushed one statement at a time."""
+
+    def __init__(self) -> None:
+        self.queues: dict[tuple[int, str], _Sessions] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def open(self, organization_id: int, schema_name: str, subscriber_id: str, secret_id: int) -> Any:
+        want = _Want(subscriber_id, secret_id, asyncio.get_running_loop().create_future())
+        self.enqueue(organization_id, schema_name, want)
+        return await want.future
+
+    def enqueue(self, organization_id: int, schema_name: str, want: _Want) -> None:
+        queue = self.queues.setdefault((organization_id, schema_name), _Sessions())
+        queue.wants.append(want)
+        if not queue.running:
+            queue.running = True
+            task = asyncio.ensure_future(self.drain(organization_id, schema_name, queue))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, organization_id: int, schema_name: str, queue: _Sessions) -> None:
+        try:
+            while queue.wants:
+                batch, queue.wants = queue.wants[:SESSIONS_MAX], queue.wants[SESSIONS_MAX:]
+                try:
+                    await self.flush(organization_id, schema_name, batch)
+                except BaseException as exc:
+                    for want in batch:
+                        if not want.future.done():
+                            want.future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+        finally:
+            queue.running = False
+
+    async def flush(self, organization_id: int, schema_name: str, batch: list[_Want]) -> None:
+        from notifications.sending import connection_pool, schema_qualified
+
+        items = [{"ord": i + 1, "external_id": w.subscriber_id, "secret_id": w.secret_id} for i, w in enumerate(batch)]
+        params = {"organization_id": organization_id, "items": json.dumps(items)}
+        pool = await connection_pool()
+        async with pool.connection() as conn:
+            # Prepared per connection and organisation (its tables are named in it): planned once, not per batch.
+            cursor = await conn.execute(schema_qualified(SESSIONS_SQL, schema_name), params, prepare=True)
+            rows = await cursor.fetchall()
+        by_ord = {int(row[0]): row for row in rows}
+        live = by_ord.pop(0)[6]
+        signing_secrets_remember(organization_id, [tuple(r) for r in live])
+        for index, want in enumerate(batch, start=1):
+            row = by_ord.get(index)
+            if row is None:
+                want.future.set_result(None)  # its secret was rotated out (in any process) and its grace is over
+            elif row[1] is None and want.tries < 2:
+                want.tries += 1  # created by a concurrent statement: seen by the next one
+                self.enqueue(organization_id, schema_name, want)
+            elif row[1] is None:  # pragma: no cover - the next statement sees the committed subscriber
+                want.future.set_exception(RuntimeError(f"subscriber {want.subscriber_id!r} neither found nor created"))
+            else:
+                want.future.set_result(tuple(row[1:6]))
+
+
+_openers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SessionOpener] = weakref.WeakKeyDictionary()
 
 
 async def subscriber_session_open_async(
     *, organization_id: int, schema_name: str, subscriber_id: str, subscriber_hash: str | None, token: str | None
 ) -> SubscriberSession | None:
     """subscriber_session_open on the event loop (the send engine's psycopg pool, the schema named in the SQL,
-    never the shared database_sync_to_async connection): one round trip with the organisation's secrets cached,
-    two on a cache miss or a proof the cache cannot verify; None if refused."""
-    from psycopg import AsyncClientCursor
+    never the shared database_sync_to_async connection): a share of one statement with the organisation's
+    secrets cached, one round trip more on a cache miss or a proof the cache cannot verify; None if refused."""
+    given: dict[str, Any] = {"subscriber_id": subscriber_id, "subscriber_hash": subscriber_hash, "token": token}
+    found = proof_verify_with(signing_secrets_cached(organization_id) or (), **given)
+    if found is None:
+        from notifications.sending import connection_pool
 
-    from notifications.sending import connection_pool, schema_qualified
-
-    pool = await connection_pool()
-    async with pool.connection() as conn:
-        given: dict[str, Any] = {"subscriber_id": subscriber_id, "subscriber_hash": subscriber_hash, "token": token}
-        found = proof_verify_with(signing_secrets_cached(organization_id) or (), **given)
+        async with (await connection_pool()).connection() as conn:
+            fresh = await signing_secrets_load(conn, organization_id)
+        found = proof_verify_with(fresh, **given)
         if found is None:
-            found = proof_verify_with(await signing_secrets_load(conn, organization_id), **given)
-            if found is None:
-                return None
-        proof, secret = found
-        params = {"organization_id": organization_id, "secret_id": secret.id, "external_id": subscriber_id}
-        sql = schema_qualified(SESSION_ASYNC_SQL, schema_name)
-        row = None
-        for _ in range(2):  # a subscriber created by a concurrent first connection is seen on the second try
-            cursor = AsyncClientCursor(conn)
-            await cursor.execute(sql, params)
-            row = await cursor.fetchone()
-            assert row is not None  # one row always (the LEFT JOIN)
-            signing_secrets_remember(organization_id, [tuple(r) for r in row[0]])
-            if not any(int(r[0]) == secret.id for r in row[0]):
-                return None  # its secret was rotated out (in any process) and its grace is over
-            if row[1] is not None:
-                break
-    if row is None or row[1] is None:  # pragma: no cover - the second statement sees the committed subscriber
-        raise RuntimeError(f"subscriber {subscriber_id!r} neither found nor created")
-    _, subscriber_pk, topic_pks, opted_out, unread, latest = row
+            return None
+    proof, secret = found
+    loop = asyncio.get_running_loop()
+    opener = _openers.get(loop)
+    if opener is None:
+        opener = _openers[loop] = _SessionOpener()
+    row = await opener.open(organization_id, schema_name, subscriber_id, secret.id)
+    if row is None:
+        return None
+    subscriber_pk, topic_pks, opted_out, unread, latest = row
     return SubscriberSession(
         proof=proof,
         subscriber_pk=int(subscriber_pk),
