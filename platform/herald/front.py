@@ -437,7 +437,7 @@ def front(
     """The HTTP application: /v1/ through the front to `routes` ((method, path) -> ASGI route) or `api`
     (Django for /v1/, herald.api_handler); everything else straight to `django`."""
     api = api or django
-    routes = dict(routes or {})
+    routes = routes if routes is not None else {}  # a Mapping: notifications.lean.RouteTable also matches patterns
 
     async def application(scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):

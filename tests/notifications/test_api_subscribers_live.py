@@ -154,3 +154,59 @@ def test_subscriber_routes_keep_organisations_apart(acme: Org, globex: Org, hera
         nokey.headers.pop("Authorization")
         answer = nokey.call("GET" if "shared" in path else "POST", path, None if "shared" in path else {})
         assert answer.status_code == 401 and problem_type(answer) == "authentication-required"
+
+
+def test_the_front_serves_the_subscriber_routes_without_django(acme: Org) -> None:
+    """PUT/GET/DELETE /v1/subscribers/{id}, .../tokens and the bulk import never reach Django (nor its thread);
+    an id Django would refuse goes on to Django (it words that refusal)."""
+    from herald.front import front
+    from notifications.lean import ROUTES
+    from notifications.sending import run_blocking
+
+    reached: list[str] = []
+
+    async def django(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        reached.append(f"{scope['method']} {scope['path']}")
+        await send({"type": "http.response.start", "status": 599, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = front(django, django, ROUTES)
+
+    async def call(method: str, path: str, body: Any = None, query: bytes = b"") -> int:
+        payload = json.dumps(body).encode() if body is not None else b""
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "query_string": query,
+            "headers": [(b"authorization", f"Bearer {acme.secret_key}".encode())],
+            "client": ("127.0.0.1", 1),
+        }
+        messages = [{"type": "http.request", "body": payload, "more_body": False}]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return int(sent[0]["status"])
+
+    async def scenario() -> list[int]:
+        return [
+            await call("PUT", "/v1/subscribers/front-1", {"name": "F"}),
+            await call("GET", "/v1/subscribers/front-1"),
+            await call("POST", "/v1/subscribers/front-1/tokens", {}),
+            await call("POST", "/v1/subscribers/bulk", {"subscribers": [{"id": "front-2"}]}),
+            await call("DELETE", "/v1/subscribers/front-1"),
+            await call("GET", "/v1/subscribers/front-1"),
+            await call("GET", "/v1/subscribers/ "),  # an id of only a space: Django's to refuse
+            await call("GET", "/v1/subscribers/front-2", query=b"x=1"),
+        ]
+
+    statuses = run_blocking(scenario())
+    assert statuses[:6] == [200, 200, 200, 200, 204, 404]
+    assert reached == ["GET /v1/subscribers/ "]  # a query string is refused by the route itself, as Django does
+    assert statuses[7] == 422
