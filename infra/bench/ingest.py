@@ -96,26 +96,30 @@ def build_request(path: str, key: str, body: dict | None, method: str = "POST") 
     return head + payload
 
 
-async def load(port: int, raw: bytes, concurrency: int, seconds: float, expect: int) -> tuple[int, list[float], int]:
-    """Send `raw` from `concurrency` clients for `seconds`; (answers, latencies, unexpected statuses)."""
+async def load(
+    port: int, raw: bytes | list[bytes], concurrency: int, seconds: float, expect: int
+) -> tuple[int, list[float], int]:
+    """Send `raw` from `concurrency` clients for `seconds` (a list: client i sends raw[i % len]); (answers,
+    latencies, unexpected statuses)."""
     latencies: list[float] = []
     bad = 0
     deadline = time.perf_counter() + seconds
 
-    async def client() -> None:
+    async def client(index: int) -> None:
         nonlocal bad
+        mine = raw[index % len(raw)] if isinstance(raw, list) else raw
         conn = await Connection.open(port)
         try:
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
-                status, _ = await conn.request(raw)
+                status, _ = await conn.request(mine)
                 latencies.append(time.perf_counter() - start)
                 if status != expect:
                     bad += 1
         finally:
             conn.close()
 
-    await asyncio.gather(*(client() for _ in range(concurrency)))
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
     return len(latencies), latencies, bad
 
 
@@ -297,9 +301,17 @@ def _target(label: str, ok: bool) -> str:
 async def subscribers(port: int, key: str, seconds: float, meter: CpuMeter, floor_rps: float) -> None:
     """The subscriber routes the front serves on the event loop: upsert and token issue at 32 clients, bulk import."""
     print(f"Bare ASGI floor (same uvicorn settings, concurrency 32): {floor_rps:8.0f} req/s")
-    upsert = build_request("/v1/subscribers/bench-user", key, {"name": "Bench", "data": {"n": 1}}, "PUT")
+    # Each client its own subscriber (as an import or a sign-up flow): 32 clients on ONE row would measure that
+    # row's lock, every update waiting for the previous one's commit.
+    upsert = [
+        build_request(f"/v1/subscribers/member-{i}", key, {"name": "Bench", "data": {"n": i}}, "PUT") for i in range(32)
+    ]
     token = build_request("/v1/subscribers/bench-user/tokens", key, {"expires_in": 600})
-    for label, raw in (("PUT /v1/subscribers/{id}", upsert), ("POST /v1/subscribers/{id}/tokens", token)):
+    routes: list[tuple[str, bytes | list[bytes]]] = [
+        ("PUT /v1/subscribers/{id}", upsert),
+        ("POST /v1/subscribers/{id}/tokens", token),
+    ]
+    for label, raw in routes:
         await load(port, raw, 4, 0.5, 200)
         before = meter.sample()
         count, latencies, bad = await load(port, raw, 32, seconds, 200)
