@@ -9,9 +9,11 @@ on Django's connection and never relying on search_path.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -143,11 +145,81 @@ def _item(external_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+UPSERTS_MAX = 500  # single upserts coalesced into one statement
+
+
+@dataclass
+class _Upsert:
+    item: dict[str, Any]
+    future: asyncio.Future[Any]
+
+
+@dataclass
+class _Upserts:
+    wants: list[_Upsert] = field(default_factory=list)
+    running: bool = False
+
+
+class _UpsertGroups:
+    """Per event loop: concurrent single upserts of one organisation go as ONE statement (and one commit): while
+    one statement runs, the next requests queue (group commit, as the send engine does). An id already in the
+    statement being built waits for the next one, so each request's answer is its own write's."""
+
+    def __init__(self) -> None:
+        self.queues: dict[Tenant, _Upserts] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def upsert(self, tenant: Tenant, item: dict[str, Any]) -> Any:
+        want = _Upsert(item, asyncio.get_running_loop().create_future())
+        queue = self.queues.setdefault(tenant, _Upserts())
+        queue.wants.append(want)
+        if not queue.running:
+            queue.running = True
+            task = asyncio.ensure_future(self.drain(tenant, queue))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return await want.future
+
+    async def drain(self, tenant: Tenant, queue: _Upserts) -> None:
+        try:
+            while queue.wants:
+                batch: list[_Upsert] = []
+                ids: set[str] = set()
+                rest: list[_Upsert] = []
+                for want in queue.wants:
+                    if len(batch) < UPSERTS_MAX and want.item["external_id"] not in ids:
+                        batch.append(want)
+                        ids.add(want.item["external_id"])
+                    else:
+                        rest.append(want)
+                queue.wants = rest
+                try:
+                    async with (await _pool()).connection() as conn:
+                        rows = await _upsert_rows(conn, tenant, [w.item for w in batch])
+                except BaseException as exc:
+                    for want in batch:
+                        if not want.future.done():
+                            want.future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for want in batch:
+                    if not want.future.done():
+                        want.future.set_result(rows[want.item["external_id"]][0])
+        finally:
+            queue.running = False
+
+
+_upsert_groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _UpsertGroups] = weakref.WeakKeyDictionary()
+
+
 async def subscriber_upsert(*, tenant: Tenant, external_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Create the subscriber or update the fields given (None: keep); the subscriber as the API answers it."""
-    async with (await _pool()).connection() as conn:
-        rows = await _upsert_rows(conn, tenant, [_item(external_id, fields)])
-    return subscriber_row_out(rows[external_id][0])
+    loop = asyncio.get_running_loop()
+    groups = _upsert_groups.get(loop)
+    if groups is None:
+        groups = _upsert_groups[loop] = _UpsertGroups()
+    return subscriber_row_out(await groups.upsert(tenant, _item(external_id, fields)))
 
 
 async def subscriber_get(*, tenant: Tenant, external_id: str) -> dict[str, Any] | None:

@@ -210,3 +210,28 @@ def test_the_front_serves_the_subscriber_routes_without_django(acme: Org) -> Non
     assert statuses[:6] == [200, 200, 200, 200, 204, 404]
     assert reached == ["GET /v1/subscribers/ "]  # a query string is refused by the route itself, as Django does
     assert statuses[7] == 422
+
+
+def test_concurrent_upserts_each_answer_their_own_write(acme: Org, herald_server: HeraldServer) -> None:
+    """Upserts that arrive together share one statement (notifications.subscribing); each still gets its own row,
+    and two at once on one id are both applied, one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = live_api(acme, herald_server)
+
+    def put(i: int) -> Any:
+        subscriber = f"c{i % 20}"
+        return api.put(
+            f"/v1/subscribers/{subscriber}", {"name": f"n{i}", "data": {"i": i}} if i < 20 else {"locale": "fr"}
+        )
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(put, range(40)))
+    assert all(a.status_code == 200 for a in answers), [a.content for a in answers if a.status_code != 200]
+    for i, answer in enumerate(answers):
+        assert answer.json()["id"] == f"c{i % 20}"
+        if i < 20:
+            assert answer.json()["data"] == {"i": i}
+    for i in range(20):
+        final = api.get(f"/v1/subscribers/c{i}").json()
+        assert (final["name"], final["data"], final["locale"]) == (f"n{i}", {"i": i}, "fr")
