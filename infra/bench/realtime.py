@@ -288,6 +288,7 @@ class Results:
     d: float | None = None  # KiB per idle connection
     connect: float | None = None  # sockets connected and authenticated (ready) per second, first connection
     reconnect: float | None = None  # ... the same sockets again (subscribers known): a reconnect after a deploy
+    sends: tuple[float, float, float] | None = None  # single sends with the sockets open: req/s, p50, p99 ms
     lost: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -715,6 +716,21 @@ async def phase_bcd(target: Target, result: Results, sockets: int, bursts: int) 
     result.d = (rss_kib(target.process.pid) - before) / sockets
 
     if target.has_api:
+        # (g) single sends while the sockets are open and idle: 32 keep-alive clients, closed loop, 5 s, each
+        # send to one subscriber (a socket of its own gets it).
+        from infra.bench.ingest import build_request, load, percentile
+
+        key = target.env.broadcast_org["sk"]
+        raws = [
+            build_request("/v1/notifications", key, {"to": [f"fan-{i}"], "title": "Single", "body": "b"})
+            for i in range(32)
+        ]
+        await load(target.port, raws, 8, 1.0, 202)
+        count, latencies, bad = await load(target.port, raws, 32, 5.0, 202)
+        result.sends = (count / 5.0, percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000)
+        if bad:
+            result.notes.append(f"(g) {bad} single sends not answered 202")
+        await asyncio.sleep(1)  # their frames arrive before (b) resets the recorder
         # Steady state, as in (a): one unmeasured send to one subscriber of the organisation first.
         await target.warm_broadcast_org()  # type: ignore[attr-defined]
         await asyncio.sleep(1)
@@ -831,6 +847,10 @@ def show(results: list[Results], sockets: int, bursts: int) -> None:
             first = f"{r.connect:8.0f} {_ratio(r.connect, raw.connect if raw else None):>12}"
             again = f"{r.reconnect or float('nan'):8.0f} {_ratio(r.reconnect, raw.reconnect if raw else None):>12}"
             print(f"    {r.name:<12} {first}         {again}")
+    print(f"(g) single sends with {sockets} idle sockets open, 32 clients: req/s, p50 / p99 ms")
+    for r in results:
+        if r.sends is not None:
+            print(f"    {r.name:<12} {r.sends[0]:8.0f} {r.sends[1]:8.1f} {r.sends[2]:8.1f}")
     print("(e) messages lost, (a)+(b)+(c)")
     for r in results:
         print(f"    {r.name:<12} {r.lost}")
@@ -873,6 +893,13 @@ def targets_show(results: list[Results]) -> None:
         print(
             f"    fan-out >= 0.6x raw deliveries/s, CPU/delivery <= 1.2x raw: {herald.c[0]:.0f}/s "
             f"{ratio(herald.c[0], raw.c[0])}, CPU/delivery {per}: {verdict(ok)}"
+        )
+    if herald.sends is not None:
+        rate, _, p99 = herald.sends
+        print(
+            f"    single sends with the sockets open >= 1,500/s, p99 <= 100 ms: {rate:.0f}/s, p99 {p99:.0f} ms: "
+            + verdict(rate >= 1500 and p99 <= 100)
+            + " (raw has no API: no ratio)"
         )
     if herald.d is not None:
         print(f"    memory per idle socket <= 20 KiB: {herald.d:.1f} KiB: {verdict(herald.d <= 20)}")
