@@ -361,9 +361,9 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
                 # cursor loads its inbox over HTTP after `ready` (the widget does), which covers the joins.
                 replay = delivery.Replay(latest_cursor=session.latest_cursor, unread_count=session.unread_count)
             else:
-                replay = await db_call(
-                    delivery.missed_since,
-                    organization=self.organization,
+                replay = await delivery.missed_since_async(
+                    organization_id=self.organization_id,
+                    schema_name=self.organization.schema_name,
                     subscriber_pk=session.subscriber_pk,
                     cursor=cursor,
                 )

@@ -18,8 +18,8 @@ import asyncio
 import json
 import weakref
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, timedelta
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection
@@ -38,9 +38,9 @@ from notifications.proofs import (
     signing_secrets_remember,
     subscriber_proof_verify,
 )
-from notifications.schemas import inbox_item_dict
+from notifications.schemas import inbox_item_dict, inbox_item_payload
 from notifications.selectors import UNREAD_COUNT_SQL
-from notifications.services import T_MESSAGE, T_PREFERENCE, T_SUBSCRIBER, T_TOPICSUB, subscribers_create_sql
+from notifications.services import T_INBOX, T_MESSAGE, T_PREFERENCE, T_SUBSCRIBER, T_TOPICSUB, subscribers_create_sql
 from tenants.models import Organization, SigningSecret
 
 
@@ -336,6 +336,71 @@ def missed_since(*, organization: Organization, subscriber_pk: int, cursor: int 
             return replay
         replay.items = [inbox_item_dict(item) for item in items]
         return replay
+
+
+# missed_since for the event loop: the organisation's bounds, the subscriber's unread count and the first missed
+# message's time in one statement; the missed items (at most the replay limit + 1) in a second only when needed.
+MISSED_BOUNDS_SQL = f"""
+SELECT (SELECT max(seq) FROM {T_MESSAGE}), (SELECT min(seq) FROM {T_MESSAGE}),
+    ({UNREAD_COUNT_SQL.format(subscriber="%(subscriber_pk)s")}),
+    (SELECT created_at FROM {T_MESSAGE} WHERE seq > %(cursor)s ORDER BY seq LIMIT 1)
+"""
+MISSED_ITEMS_SQL = f"""
+SELECT m.id, m.seq, m.title, m.body, m.action_url, m.category, m.data, m.created_at,
+    i.read_at, i.seen_at, i.archived_at
+FROM {T_INBOX} i JOIN {T_MESSAGE} m ON m.id = i.message_id
+WHERE i.subscriber_id = %(subscriber_pk)s AND i.seq > %(cursor)s ORDER BY i.seq LIMIT %(limit)s
+"""
+
+
+def _utc(value: Any) -> Any:
+    return value.astimezone(UTC) if value is not None else None
+
+
+async def missed_since_async(*, organization_id: int, schema_name: str, subscriber_pk: int, cursor: int) -> Replay:
+    """missed_since on the event loop (the send engine's pool, the schema named in the SQL): the same Replay."""
+    from types import SimpleNamespace
+
+    from notifications.sending import connection_pool, schema_qualified
+
+    limit = int(settings.HERALD_WS_REPLAY_LIMIT)
+    params = {"subscriber_pk": subscriber_pk, "cursor": cursor, "limit": limit + 1}
+    async with (await connection_pool()).connection() as conn:
+        found = await conn.execute(schema_qualified(MISSED_BOUNDS_SQL, schema_name), params, prepare=True)
+        latest, oldest, unread, first_missed = await found.fetchone()
+        replay = Replay(latest_cursor=int(latest or 0), unread_count=int(unread))
+        if cursor > replay.latest_cursor:
+            replay.reset_reason = "unknown_cursor"
+            return replay
+        if cursor == replay.latest_cursor:
+            return replay
+        retention_start = timezone.now() - timedelta(days=int(settings.HERALD_INBOX_RETENTION_DAYS))
+        if (oldest is not None and oldest > cursor + 1) or (
+            first_missed is not None and first_missed < retention_start
+        ):
+            replay.reset_reason = "expired"
+            return replay
+        found = await conn.execute(schema_qualified(MISSED_ITEMS_SQL, schema_name), params, prepare=True)
+        rows = await found.fetchall()
+    if len(rows) > limit:
+        replay.reset_reason = "too_many"
+        return replay
+    replay.items = [
+        inbox_item_payload(
+            cast(
+                Message,
+                SimpleNamespace(
+                    id=row[0], seq=row[1], title=row[2], body=row[3], action_url=row[4], category=row[5], data=row[6],
+                    created_at=_utc(row[7]),
+                ),
+            ),
+            read_at=_utc(row[8]),
+            seen_at=_utc(row[9]),
+            archived_at=_utc(row[10]),
+        )
+        for row in rows
+    ]  # fmt: skip
+    return replay
 
 
 def inbox_item_mark(*, organization: Organization, subscriber_pk: int, message_id: str, action: str) -> bool:
