@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
@@ -21,7 +20,7 @@ from herald.errors import json_body
 from herald.openapi import PublishableKey, SecretKey
 from herald.operations import secret_operation, widget_operation, widget_preflight
 from herald.problems import Problem
-from notifications import selectors, sending, services
+from notifications import selectors, sending, services, subscribing
 from notifications.idempotency import (
     IDEMPOTENCY_HEADER,
     REPLAYED_HEADER,
@@ -46,6 +45,8 @@ from notifications.schemas import (
     SubscriberIn,
     SubscriberOut,
     SubscriberPage,
+    SubscribersImportIn,
+    SubscribersImportOut,
     TokenIn,
     TokenOut,
     TopicDetailOut,
@@ -92,31 +93,94 @@ def _inbox_out(page: selectors.Page[InboxItem]) -> dict[str, Any]:
     return _page_out(page, inbox_item_dict)
 
 
+def _tenant(request: HttpRequest) -> subscribing.Tenant:
+    key = _key(request)
+    return subscribing.Tenant(organization_id=key.organization_id, schema_name=key.schema_name)
+
+
+# These routes run notifications.subscribing (the event loop's psycopg pool, the schema named in the SQL); in the
+# server notifications.lean serves them before Django with the same functions and answers.
+@secret.post(
+    "/subscribers/bulk",
+    response=SubscribersImportOut,
+    summary="Create or update up to 1,000 subscribers",
+)
+@decorate_view(secret_operation(idempotent=True))
+def subscribers_import(request: HttpRequest, payload: SubscribersImportIn) -> dict[str, Any]:
+    """Upsert semantics, as PUT /v1/subscribers/{id} for each item; one result per item, in order.
+
+    Only POST is served at this exact path: a subscriber whose id is `bulk` is still read, updated and erased
+    with GET, PUT and DELETE /v1/subscribers/bulk."""
+    _, body, _ = sending.run_blocking(
+        subscribing.subscribers_import(
+            tenant=_tenant(request), subscribers=[(item.id, item.fields()) for item in payload.subscribers]
+        )
+    )
+    return body  # type: ignore[no-any-return]
+
+
+def _subscriber_put(request: HttpRequest, subscriber_id: str, payload: SubscriberIn) -> dict[str, Any]:
+    fields = payload.model_dump(exclude_unset=True)
+    fields = {name: value for name, value in fields.items() if value is not None}
+    return sending.run_blocking(
+        subscribing.subscriber_upsert(tenant=_tenant(request), external_id=subscriber_id, fields=fields)
+    )
+
+
+def _subscriber_get(request: HttpRequest, subscriber_id: str) -> dict[str, Any]:
+    subscriber = sending.run_blocking(subscribing.subscriber_get(tenant=_tenant(request), external_id=subscriber_id))
+    if subscriber is None:
+        raise Problem("not-found", "No such subscriber")
+    return subscriber
+
+
+def _subscriber_delete(request: HttpRequest, subscriber_id: str) -> Status[None]:
+    if not sending.run_blocking(subscribing.subscriber_delete(tenant=_tenant(request), external_id=subscriber_id)):
+        raise Problem("not-found", "No such subscriber")
+    return Status(204, None)
+
+
 @secret.put("/subscribers/{subscriber_id}", response=SubscriberOut, summary="Create or update a subscriber")
 @decorate_view(secret_operation())
 def subscriber_put(request: HttpRequest, subscriber_id: SubscriberIdPath, payload: SubscriberIn) -> dict[str, Any]:
     """Fields left out keep their value; a new subscriber starts with empty ones."""
-    fields = payload.model_dump(exclude_unset=True)
-    fields = {name: value for name, value in fields.items() if value is not None}
-    subscriber, _ = services.subscriber_upsert(external_id=subscriber_id, fields=fields)
-    return subscriber_payload(subscriber)
+    return _subscriber_put(request, subscriber_id, payload)
 
 
 @secret.get("/subscribers/{subscriber_id}", response=SubscriberOut, summary="Get a subscriber")
 @decorate_view(secret_operation())
 def subscriber_get(request: HttpRequest, subscriber_id: SubscriberIdPath) -> dict[str, Any]:
-    subscriber = selectors.subscriber_get(external_id=subscriber_id)
-    if subscriber is None:
-        raise Problem("not-found", "No such subscriber")
-    return subscriber_payload(subscriber)
+    return _subscriber_get(request, subscriber_id)
 
 
 @secret.delete("/subscribers/{subscriber_id}", response={204: None}, summary="Erase a subscriber and its inbox")
 @decorate_view(secret_operation())
 def subscriber_delete(request: HttpRequest, subscriber_id: SubscriberIdPath) -> Status[None]:
-    if not services.subscriber_delete(external_id=subscriber_id):
-        raise Problem("not-found", "No such subscriber")
-    return Status(204, None)
+    return _subscriber_delete(request, subscriber_id)
+
+
+# Django routes /v1/subscribers/bulk to the import above whatever the method: the subscriber named `bulk` is
+# served here for the other methods (not in the OpenAPI document, which has /v1/subscribers/{subscriber_id}).
+@decorate_view(secret_operation())
+def _bulk_named_get(request: HttpRequest) -> Any:
+    return _subscriber_get(request, "bulk")
+
+
+@decorate_view(secret_operation())
+def _bulk_named_put(request: HttpRequest, payload: SubscriberIn) -> Any:
+    return _subscriber_put(request, "bulk", payload)
+
+
+@decorate_view(secret_operation())
+def _bulk_named_delete(request: HttpRequest) -> Any:
+    return _subscriber_delete(request, "bulk")
+
+
+secret.add_api_operation("/subscribers/bulk", ["GET"], _bulk_named_get, response=SubscriberOut, include_in_schema=False)
+secret.add_api_operation("/subscribers/bulk", ["PUT"], _bulk_named_put, response=SubscriberOut, include_in_schema=False)
+secret.add_api_operation(
+    "/subscribers/bulk", ["DELETE"], _bulk_named_delete, response={204: None}, include_in_schema=False
+)
 
 
 @secret.get("/subscribers", response=SubscriberPage, summary="List subscribers")
@@ -286,22 +350,12 @@ def subscriber_token_issue(
     request: HttpRequest, subscriber_id: SubscriberIdPath, payload: TokenIn | None = None
 ) -> dict[str, Any]:
     """A short-lived HS256 JWT for the widget (`sub` = subscriber id), signed with the current signing secret."""
-    from notifications.proofs import subscriber_token
-    from tenants.selectors import signing_secrets_live
-
-    if selectors.subscriber_pk(external_id=subscriber_id) is None:
-        raise Problem("not-found", "No such subscriber")
-    secrets = signing_secrets_live(_key(request).organization_id)
-    if not secrets:  # pragma: no cover - every organisation is created with one
-        raise Problem("internal-error", "The organisation has no signing secret")
-    expires_at = datetime.now(tz=UTC).replace(microsecond=0) + timedelta(
-        seconds=(payload.expires_in if payload else 3600)
+    _, body, _ = sending.run_blocking(
+        subscribing.subscriber_token_issue(
+            tenant=_tenant(request), external_id=subscriber_id, expires_in=payload.expires_in if payload else 3600
+        )
     )
-    return {
-        "token": subscriber_token(secrets[0], subscriber_id, expires_at),
-        "subscriber_id": subscriber_id,
-        "expires_at": expires_at,
-    }
+    return body  # type: ignore[no-any-return]
 
 
 # --- server API: a subscriber's inbox and preferences, topic reads and deletion ----------------

@@ -21,14 +21,14 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from herald.compat import sansio_handshake_forget
+from herald.front import api_key_resolve_async
 from notifications import delivery, receipts
 from notifications.groups import organization_group, subscriber_group, topic_group
 from notifications.hub import HubMember, hub, text_message
 from notifications.presence import presence_watch
-from notifications.proofs import subscriber_id_valid, subscriber_proof_verify
+from notifications.proofs import subscriber_id_valid
 from notifications.socket_limits import socket_limits
 from tenants.models import Organization
-from tenants.resolve import api_key_resolve
 
 logger = logging.getLogger(__name__)
 
@@ -319,9 +319,10 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             return
         self.authenticating = True
         try:
-            session = await db_call(
-                delivery.subscriber_session_open,
-                organization=self.organization,
+            # On the event loop, not the shared database thread: one round trip (notifications.delivery).
+            session = await delivery.subscriber_session_open_async(
+                organization_id=self.organization_id,
+                schema_name=self.organization.schema_name,
                 subscriber_id=subscriber_id,
                 subscriber_hash=proof_hash,
                 token=token,
@@ -362,9 +363,9 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
                 # cursor loads its inbox over HTTP after `ready` (the widget does), which covers the joins.
                 replay = delivery.Replay(latest_cursor=session.latest_cursor, unread_count=session.unread_count)
             else:
-                replay = await db_call(
-                    delivery.missed_since,
-                    organization=self.organization,
+                replay = await delivery.missed_since_async(
+                    organization_id=self.organization_id,
+                    schema_name=self.organization.schema_name,
                     subscriber_pk=session.subscriber_pk,
                     cursor=cursor,
                 )
@@ -409,14 +410,13 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             return
         self.authenticating = True
         try:
-            key = await db_call(api_key_resolve, self.scope["publishable_key"])
+            key = await api_key_resolve_async(self.scope["publishable_key"])
             if key is None or key.organization_id != self.organization_id:
                 self.close_socket(CLOSE_FORBIDDEN)
                 return
             if key.expires_at is not None:
                 self.key_expires(key.expires_at.timestamp())
-            proof = await db_call(
-                subscriber_proof_verify,
+            proof = await delivery.subscriber_proof_verify_async(
                 organization_id=self.organization_id,
                 subscriber_id=subscriber_id,
                 subscriber_hash=proof_hash,

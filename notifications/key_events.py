@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
+
+from notifications.proofs import signing_secrets_forget
 from notifications.realtime import publish_key_expiring_after_commit, publish_key_revoked_after_commit
-from tenants.models import ApiKey
-from tenants.signals import api_key_expiring, api_key_revoked
+from tenants.models import ApiKey, SigningSecret
+from tenants.signals import api_key_expiring, api_key_revoked, signing_secret_rotated
 
 
 def on_api_key_revoked(*, api_key: ApiKey, **_: Any) -> None:
@@ -24,7 +27,17 @@ def on_api_key_expiring(*, api_key: ApiKey, expires_at: datetime | None, **_: An
         )
 
 
+def on_signing_secret_rotated(*, organization: Any, **_: Any) -> None:
+    """This process forgets the organisation's cached signing secrets after commit (others re-read them on their
+    next auth: notifications.delivery.SESSION_ASYNC_SQL checks the live secrets every time)."""
+    organization_id = int(organization.pk)
+    transaction.on_commit(lambda: signing_secrets_forget(organization_id))
+
+
 def key_events_connect() -> None:
     """Connect the receivers (idempotent: each is connected once, under its own dispatch_uid)."""
     api_key_revoked.connect(on_api_key_revoked, sender=ApiKey, dispatch_uid="notifications.key_revoked")
     api_key_expiring.connect(on_api_key_expiring, sender=ApiKey, dispatch_uid="notifications.key_expiring")
+    signing_secret_rotated.connect(
+        on_signing_secret_rotated, sender=SigningSecret, dispatch_uid="notifications.signing_secret_rotated"
+    )

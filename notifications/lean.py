@@ -10,6 +10,7 @@ key. The Django views of the same routes do the same for Django alone (the test 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -18,8 +19,9 @@ import pydantic
 from herald.errors import json_parse, unknown_query_refuse, validation_detail, validation_errors
 from herald.front import FrontAnswer, FrontContext, Route
 from herald.problems import Problem
-from notifications import sending
+from notifications import sending, subscribing
 from notifications.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, idempotency_claim_from_header
+from notifications.schemas import subscriber_id_valid
 
 PATH = "/v1/notifications"
 BATCH_PATH = "/v1/notifications/batch"
@@ -93,7 +95,139 @@ async def notification_send_batch(context: FrontContext, body: bytes) -> FrontAn
     return _answer(answer)
 
 
-ROUTES: dict[tuple[str, str], Route] = {
-    ("POST", PATH): notification_send,
-    ("POST", BATCH_PATH): notification_send_batch,
-}
+# --- subscribers (notifications.subscribing) ------------------------------------------------------
+
+SUBSCRIBERS_PATH = "/v1/subscribers/"
+BULK_PATH = "/v1/subscribers/bulk"
+
+
+def _tenant(context: FrontContext) -> subscribing.Tenant:
+    assert context.key is not None  # the front resolved it
+    return subscribing.Tenant(organization_id=context.key.organization_id, schema_name=context.key.schema_name)
+
+
+def _path_subscriber(context: FrontContext, suffix: str = "") -> str:
+    """The subscriber id of /v1/subscribers/{id}[suffix] (RouteTable only routes valid ones here)."""
+    return context.path[len(SUBSCRIBERS_PATH) : len(context.path) - len(suffix)]
+
+
+async def subscriber_put(context: FrontContext, body: bytes) -> FrontAnswer:
+    """PUT /v1/subscribers/{id}."""
+    from notifications.schemas import SubscriberIn
+
+    data = json_parse(body) if body else None
+    payload = _validated(SubscriberIn, data)
+    fields = {name: value for name, value in payload.model_dump(exclude_unset=True).items() if value is not None}
+    found = await subscribing.subscriber_upsert(
+        tenant=_tenant(context), external_id=_path_subscriber(context), fields=fields
+    )
+    return FrontAnswer(200, subscribing.subscriber_out_json(found))
+
+
+async def subscriber_get(context: FrontContext, body: bytes) -> FrontAnswer:
+    """GET /v1/subscribers/{id}."""
+    found = await subscribing.subscriber_get(tenant=_tenant(context), external_id=_path_subscriber(context))
+    if found is None:
+        raise Problem("not-found", "No such subscriber")
+    return FrontAnswer(200, subscribing.subscriber_out_json(found))
+
+
+async def subscriber_delete(context: FrontContext, body: bytes) -> FrontAnswer:
+    """DELETE /v1/subscribers/{id}: 204, no body."""
+    if not await subscribing.subscriber_delete(tenant=_tenant(context), external_id=_path_subscriber(context)):
+        raise Problem("not-found", "No such subscriber")
+    return FrontAnswer(204, None)
+
+
+def _replayed(status: int, answer: Any, replayed: bool) -> FrontAnswer:
+    return FrontAnswer(status, answer, {REPLAYED_HEADER: "true"} if replayed else {})
+
+
+async def subscriber_token_issue(context: FrontContext, body: bytes) -> FrontAnswer:
+    """POST /v1/subscribers/{id}/tokens (an Idempotency-Key replays the first token)."""
+    from notifications.schemas import TokenIn
+
+    _checked_key(context)
+    data = json_parse(body) if body else None
+    payload = TokenIn.model_validate({}) if data is None else _validated(TokenIn, data)
+    status, answer, replayed = await subscribing.subscriber_token_issue(
+        tenant=_tenant(context),
+        external_id=_path_subscriber(context, "/tokens"),
+        expires_in=payload.expires_in,
+        idempotency=_idempotency(context, data),
+    )
+    return _replayed(status, answer, replayed)
+
+
+async def subscribers_import(context: FrontContext, body: bytes) -> FrontAnswer:
+    """POST /v1/subscribers/bulk."""
+    from notifications.schemas import SubscribersImportIn
+
+    _checked_key(context)
+    data = json_parse(body) if body else None
+    payload = _validated(SubscribersImportIn, data)
+    status, answer, replayed = await subscribing.subscribers_import(
+        tenant=_tenant(context),
+        subscribers=[(item.id, item.fields()) for item in payload.subscribers],
+        idempotency=_idempotency(context, data),
+    )
+    return _replayed(status, answer, replayed)
+
+
+_SUBSCRIBER_ROUTES: dict[str, Route] = {"PUT": subscriber_put, "GET": subscriber_get, "DELETE": subscriber_delete}
+
+
+class RouteTable(Mapping[tuple[str, str], Route]):
+    """The front's ASGI routes by (method, path): exact paths, plus /v1/subscribers/{id} and its /tokens.
+
+    Only what these routes answer exactly as Django would is routed here: a path whose subscriber id Django would
+    refuse (herald.wording's validation-error with its `loc`), or that carries a query string, goes on to Django.
+    """
+
+    def __init__(self, exact: dict[tuple[str, str], Route]) -> None:
+        self.exact = exact
+
+    def __getitem__(self, key: tuple[str, str]) -> Route:
+        route = self.get(key)
+        if route is None:
+            raise KeyError(key)
+        return route
+
+    def get(self, key: tuple[str, str], default: Any = None) -> Any:  # type: ignore[override]
+        route = self.exact.get(key)
+        if route is not None:
+            return route
+        method, path = key
+        if not path.startswith(SUBSCRIBERS_PATH):
+            return default
+        rest = path[len(SUBSCRIBERS_PATH) :]
+        if method == "POST" and rest.endswith("/tokens"):
+            route, rest = subscriber_token_issue, rest.removesuffix("/tokens")
+        else:
+            route = _SUBSCRIBER_ROUTES.get(method)
+        if route is None or "/" in rest or not subscriber_id_valid(rest):
+            return default
+        return _without_query(route)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.exact)
+
+    def __len__(self) -> int:
+        return len(self.exact)
+
+
+def _without_query(route: Route) -> Route:
+    async def routed(context: FrontContext, body: bytes) -> FrontAnswer:
+        _no_query(context)  # none of these routes takes a query parameter
+        return await route(context, body)
+
+    return routed
+
+
+ROUTES = RouteTable(
+    {
+        ("POST", PATH): notification_send,
+        ("POST", BATCH_PATH): notification_send_batch,
+        ("POST", BULK_PATH): subscribers_import,
+    }
+)

@@ -15,6 +15,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import jwt
@@ -22,6 +23,7 @@ from django.http import HttpRequest
 
 from herald.problems import Problem
 from notifications.schemas import subscriber_id_valid
+from tenants.models import SigningSecret
 from tenants.resolve import ResolvedKey
 from tenants.selectors import signing_secrets_live
 
@@ -178,3 +180,80 @@ def unverified_subject(token: str) -> str | None:
         return None
     subject = claims.get("sub")
     return subject if isinstance(subject, str) else None
+
+
+# --- signing secrets, cached for the event loop ------------------------------------------------------
+# A reconnect storm verifies thousands of proofs: each process keeps every organisation's live secrets (with
+# their ids and ends) in memory, so a socket's auth needs no query of its own for them. The cache is never
+# trusted alone: the session statement (notifications.delivery.SESSION_ASYNC_SQL) re-reads the live secrets in
+# the same round trip and refuses a proof whose secret is no longer among them, so a secret rotated out in
+# another process stops working when its grace ends, whatever this process cached. A proof no cached secret
+# verifies re-reads the secrets first (a rotation elsewhere may have added the one it was signed with).
+
+
+@dataclass(frozen=True)
+class LiveSecret:
+    """A live signing secret as the cache keeps it."""
+
+    id: int
+    secret: str
+    expires_at: float | None  # epoch seconds; None: no end yet
+
+
+SIGNING_SECRETS_ROWS_SQL = f"""
+SELECT id, secret, extract(epoch FROM expires_at) FROM public.{SigningSecret._meta.db_table}
+WHERE organization_id = %s AND (expires_at IS NULL OR expires_at > now()) ORDER BY id DESC
+"""
+
+_secrets_cache: dict[int, tuple[LiveSecret, ...]] = {}
+_SECRETS_CACHE_MAX = 10_000
+
+
+def signing_secrets_cached(organization_id: int) -> tuple[LiveSecret, ...] | None:
+    """The organisation's cached live secrets (those past their end dropped), or None when none are cached."""
+    found = _secrets_cache.get(organization_id)
+    if found is None:
+        return None
+    now = time.time()
+    return tuple(s for s in found if s.expires_at is None or s.expires_at > now)
+
+
+def signing_secrets_remember(organization_id: int, rows: list[tuple[Any, ...]] | tuple[LiveSecret, ...]) -> None:
+    """Cache the organisation's live secrets: rows of SIGNING_SECRETS_ROWS_SQL (id, secret, end) or LiveSecrets."""
+    if len(_secrets_cache) >= _SECRETS_CACHE_MAX:
+        _secrets_cache.clear()
+    _secrets_cache[organization_id] = tuple(
+        row
+        if isinstance(row, LiveSecret)
+        else LiveSecret(int(row[0]), str(row[1]), float(row[2]) if row[2] is not None else None)
+        for row in rows
+    )
+
+
+def signing_secrets_forget(organization_id: int) -> None:
+    """Drop the organisation's cached secrets (its secrets changed: tenants.signals.signing_secret_rotated)."""
+    _secrets_cache.pop(organization_id, None)
+
+
+async def signing_secrets_load(conn: Any, organization_id: int) -> tuple[LiveSecret, ...]:
+    """Read the organisation's live secrets on `conn` (a psycopg async connection) and cache them."""
+    cursor = await conn.execute(SIGNING_SECRETS_ROWS_SQL, [organization_id])
+    signing_secrets_remember(organization_id, await cursor.fetchall())
+    return _secrets_cache[organization_id]
+
+
+def proof_verify_with(
+    secrets: tuple[LiveSecret, ...], *, subscriber_id: str, subscriber_hash: str | None, token: str | None
+) -> tuple[SubscriberProof, LiveSecret] | None:
+    """The proof and the secret that verifies it, among `secrets`; None when none does."""
+    for secret in secrets:
+        proof = subscriber_proof_verify(
+            organization_id=0,
+            subscriber_id=subscriber_id,
+            subscriber_hash=subscriber_hash,
+            token=token,
+            secrets=[secret.secret],
+        )
+        if proof is not None:
+            return proof, secret
+    return None

@@ -18,13 +18,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from herald import metrics
+from herald.front import api_key_resolve_async
 from herald.problems import PROBLEM_CONTENT_TYPE, Problem
-from notifications.consumers import CLIENT, PENDING, InboxConsumer, db_call
+from notifications.consumers import CLIENT, PENDING, InboxConsumer
 from notifications.socket_limits import socket_limits
 from tenants.keys import key_hash
 from tenants.models import Organization
 from tenants.origins import origin_allowed
-from tenants.resolve import ResolvedKey, api_key_resolve, key_recently_unknown
+from tenants.resolve import ResolvedKey, key_recently_unknown
 
 
 async def refuse_handshake(scope: Any, receive: Any, send: Any, problem: Problem | None = None) -> None:
@@ -113,7 +114,8 @@ class PublishableKeyMiddleware:
         if key and key_recently_unknown(key_hash(key)):
             # no thread hop for a key this process found unknown moments ago
             return Problem("invalid-api-key", "The publishable key in ?pk= is malformed, unknown, revoked or expired")
-        resolved = await db_call(api_key_resolve, key) if key else None
+        # On the event loop (async Redis; a miss reads the database in a worker thread), not the shared thread.
+        resolved = await api_key_resolve_async(key) if key else None
         problem = handshake_problem(key, resolved, _header(scope, b"origin"))
         if problem is not None or resolved is None:
             return problem or Problem("invalid-api-key")

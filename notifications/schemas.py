@@ -152,6 +152,30 @@ class SubscriberIn(Strict):
         return _data_check(value) if value is not None else None
 
 
+class SubscriberImportItem(SubscriberIn):
+    id: SubscriberId
+
+    def fields(self) -> dict[str, Any]:
+        """The fields given (left out or null: kept as they are)."""
+        given = self.model_dump(exclude_unset=True, exclude={"id"})
+        return {name: value for name, value in given.items() if value is not None}
+
+
+class SubscribersImportIn(Strict):
+    subscribers: list[SubscriberImportItem] = Field(..., min_length=1, max_length=1000)
+
+
+class SubscriberImportResult(Out):
+    index: int
+    status: int = Field(..., description="201 when created, 200 when updated")
+    id: str
+    created: bool
+
+
+class SubscribersImportOut(Out):
+    results: list[SubscriberImportResult]
+
+
 class SubscriberOut(Out):
     id: str
     name: str

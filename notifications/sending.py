@@ -421,6 +421,11 @@ def notification_send_batch_blocking(
     return _bridge.run(notification_send_batch(sender=sender, drafts=drafts, idempotency=idempotency))
 
 
+def run_blocking(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Await `coroutine` from sync code (a Django view) on the engine's loop, as the `_blocking` sends do."""
+    return _bridge.run(coroutine)
+
+
 class _Bridge:
     """Sync callers' way in: the caller's event loop when a sync view runs for one (async_to_sync reuses it),
     else one long-lived loop thread of the engine's own (a fresh loop per call would strand its pool)."""
@@ -766,6 +771,11 @@ def _prepared_on(conn: Any) -> OrderedDict[str, None]:
 def _qualified(sql: str, schema_name: str) -> str:
     schema = '"' + schema_name.replace('"', '""') + '"'
     return _TABLE.sub(lambda m: f"{schema}.{m.group(1)}", sql)
+
+
+def schema_qualified(sql: str, schema_name: str) -> str:
+    """`sql` with every notifications table named in `schema_name` (no search_path reliance)."""
+    return _qualified(sql, schema_name)
 
 
 def _statement_sql(kind: str, schema_name: str) -> str:

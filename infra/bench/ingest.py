@@ -13,6 +13,10 @@ then serves Herald with `uvicorn --workers 2` on 127.0.0.1 and measures:
 - POST /v1/notifications/batch (100 notifications each) at concurrency 4:
   notifications/s;
 - POST /v1/notifications to the 10,000-subscriber topic: time to the 202;
+- a bare ASGI floor (infra/bench/floor_asgi.py, same uvicorn settings) at concurrency 32, and beside it
+  PUT /v1/subscribers/{id} and POST /v1/subscribers/{id}/tokens at concurrency 32 (req/s, ratio to the
+  floor, p50/p99) and POST /v1/subscribers/bulk (1,000 new subscribers each, concurrency 4): subscribers/s;
+  each with the issue's target and whether this run met it;
 - isolation: a second organisation's single sends at concurrency 1 (p50/p99), alone, while a third
   organisation on the Free plan hammers at concurrency 64 (its excess answered 429), and while the first
   organisation sends at concurrency 16; then its reads (GET /v1/subscribers/{id}, served by Django), alone
@@ -99,26 +103,30 @@ def build_request(path: str, key: str, body: dict | None, method: str = "POST") 
     return head + payload
 
 
-async def load(port: int, raw: bytes, concurrency: int, seconds: float, expect: int) -> tuple[int, list[float], int]:
-    """Send `raw` from `concurrency` clients for `seconds`; (answers, latencies, unexpected statuses)."""
+async def load(
+    port: int, raw: bytes | list[bytes], concurrency: int, seconds: float, expect: int
+) -> tuple[int, list[float], int]:
+    """Send `raw` from `concurrency` clients for `seconds` (a list: client i sends raw[i % len]); (answers,
+    latencies, unexpected statuses)."""
     latencies: list[float] = []
     bad = 0
     deadline = time.perf_counter() + seconds
 
-    async def client() -> None:
+    async def client(index: int) -> None:
         nonlocal bad
+        mine = raw[index % len(raw)] if isinstance(raw, list) else raw
         conn = await Connection.open(port)
         try:
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
-                status, _ = await conn.request(raw)
+                status, _ = await conn.request(mine)
                 latencies.append(time.perf_counter() - start)
                 if status != expect:
                     bad += 1
         finally:
             conn.close()
 
-    await asyncio.gather(*(client() for _ in range(concurrency)))
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
     return len(latencies), latencies, bad
 
 
@@ -152,10 +160,12 @@ def setup() -> tuple[str, dict[str, str]]:
     return key, others
 
 
-def serve(port: int, workers: int, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def serve(
+    port: int, workers: int, extra: dict[str, str] | None = None, app: str = "herald.asgi:application"
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra or {})}
     command = [
-        sys.executable, "-m", "uvicorn", "herald.asgi:application",
+        sys.executable, "-m", "uvicorn", app,
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--lifespan", "off", "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
@@ -276,6 +286,82 @@ async def isolation(port: int, key: str, others: dict[str, str], seconds: float,
             print(line)
 
 
+async def floor(workers: int, seconds: float) -> float:
+    """Requests/s of a bare ASGI app (infra/bench/floor_asgi.py) on the same uvicorn settings, at concurrency 32."""
+    port = free_port()
+    process = serve(port, workers, app="infra.bench.floor_asgi:app")
+    try:
+        raw = build_request("/floor", "none", None, "GET")
+        await load(port, raw, 4, 0.5, 200)
+        count, _, _ = await load(port, raw, 32, seconds, 200)
+        return count / seconds
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _target(label: str, ok: bool) -> str:
+    return f"   target {label}: {'MET' if ok else 'not met'}"
+
+
+async def subscribers(port: int, key: str, seconds: float, meter: CpuMeter, floor_rps: float) -> None:
+    """The subscriber routes the front serves on the event loop: upsert and token issue at 32 clients, bulk import."""
+    print(f"Bare ASGI floor (same uvicorn settings, concurrency 32): {floor_rps:8.0f} req/s")
+    # Each client its own subscriber (as an import or a sign-up flow): 32 clients on ONE row would measure that
+    # row's lock, every update waiting for the previous one's commit.
+    upsert = [
+        build_request(f"/v1/subscribers/member-{i}", key, {"name": "Bench", "data": {"n": i}}, "PUT") for i in range(32)
+    ]
+    token = build_request("/v1/subscribers/bench-user/tokens", key, {"expires_in": 600})
+    routes: list[tuple[str, bytes | list[bytes]]] = [
+        ("PUT /v1/subscribers/{id}", upsert),
+        ("POST /v1/subscribers/{id}/tokens", token),
+    ]
+    for label, raw in routes:
+        await load(port, raw, 4, 0.5, 200)
+        before = meter.sample()
+        count, latencies, bad = await load(port, raw, 32, seconds, 200)
+        rps, p99 = count / seconds, percentile(latencies, 99) * 1000
+        print(
+            f"{label} at concurrency 32: {rps:8.0f} req/s ({rps / floor_rps:.2f}x floor)   "
+            f"p50 {percentile(latencies, 50) * 1000:6.1f} ms   p99 {p99:6.1f} ms"
+            + cpu_note(meter, before, max(count, 1), "request")
+            + (f"   NOT 200: {bad}" if bad else "")
+            + _target(">= 1,500 req/s, p99 <= 50 ms", rps >= 1500 and p99 <= 50)
+        )
+    # Bulk import: every request a fresh 1,000 ids (creates), so the figure is inserts, not no-op updates.
+    counter = iter(range(10**9))
+
+    async def importer() -> tuple[int, int]:
+        conn = await Connection.open(port)
+        done = bad = 0
+        try:
+            while time.perf_counter() < deadline:
+                batch = next(counter)
+                body = {"subscribers": [{"id": f"imp-{batch}-{i}", "name": f"User {i}"} for i in range(1000)]}
+                status, _ = await conn.request(build_request("/v1/subscribers/bulk", key, body))
+                done += 1000 if status == 200 else 0
+                bad += status != 200
+        finally:
+            conn.close()
+        return done, bad
+
+    before = meter.sample()
+    deadline = time.perf_counter() + seconds
+    outcomes = await asyncio.gather(*(importer() for _ in range(4)))
+    imported, bad = sum(o[0] for o in outcomes), sum(o[1] for o in outcomes)
+    per_second = imported / seconds
+    print(
+        f"POST /v1/subscribers/bulk (1,000 new each, concurrency 4): {per_second:8.0f} subscribers/s"
+        + cpu_note(meter, before, max(imported, 1), "subscriber")
+        + (f"   NOT 200: {bad}" if bad else "")
+        + _target(">= 20,000 subscribers/s", per_second >= 20_000)
+    )
+
+
 async def run(port: int, key: str, seconds: float, meter: CpuMeter) -> None:
     single = build_request("/v1/notifications", key, {"to": ["bench-user"], "title": "Bench", "body": "hello"})
     await load(port, single, 4, 1.0, 202)  # warm up: every worker's connections, caches, statements
@@ -298,6 +384,7 @@ async def run(port: int, key: str, seconds: float, meter: CpuMeter) -> None:
         f"p50 {percentile(latencies, 50) * 1000:6.1f} ms per batch"
         + cpu_note(meter, before, max(count * 100, 1), "notification")
         + (f"   NOT 200: {bad}" if bad else "")
+        + _target(">= 20,000 notifications/s", count * 100 / seconds >= 20_000)
     )
     topic = build_request("/v1/notifications", key, {"topic": "everyone", "title": "To all 10,000"})
     timings = []
@@ -396,6 +483,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quotas", action="store_true", help="only compare sends with quotas off and on")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-isolation", action="store_true", help="leave out the (long) isolation phase")
     args = parser.parse_args()
     if args.quotas:
         from infra.bench.common import django_on_fresh_services
@@ -431,8 +519,11 @@ def main() -> int:
     try:
         os.system("uptime")  # noqa: S605, S607 - how busy the machine was
         meter = CpuMeter(server.pid, os.environ["DATABASE_URL"])
+        floor_rps = asyncio.run(floor(args.workers, args.seconds))
         asyncio.run(run(port, key, args.seconds, meter))
-        asyncio.run(isolation(port, key, others, args.seconds, meter))
+        asyncio.run(subscribers(port, key, args.seconds, meter, floor_rps))
+        if not args.skip_isolation:
+            asyncio.run(isolation(port, key, others, args.seconds, meter))
     finally:
         server.send_signal(signal.SIGTERM)
         try:

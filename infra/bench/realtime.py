@@ -286,6 +286,9 @@ class Results:
     c: tuple[float, int, int] | None = None  # msgs/s, delivered, expected
     c_cpu: float | None = None  # server CPU seconds spent during (c)
     d: float | None = None  # KiB per idle connection
+    connect: float | None = None  # sockets connected and authenticated (ready) per second, first connection
+    reconnect: float | None = None  # ... the same sockets again (subscribers known): a reconnect after a deploy
+    sends: tuple[float, float, float] | None = None  # single sends with the sockets open: req/s, p50, p99 ms
     lost: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -706,11 +709,28 @@ async def phase_bcd(target: Target, result: Results, sockets: int, bursts: int) 
     specs = target.b_specs(sockets)
     started = time.perf_counter()
     clients = await open_clients(target.port, specs, recorder)
-    result.notes.append(f"{sockets} sockets connected and ready in {time.perf_counter() - started:.1f} s")
+    took = time.perf_counter() - started
+    result.connect = sockets / took if took > 0 else None
+    result.notes.append(f"{sockets} sockets connected and ready in {took:.1f} s")
     await asyncio.sleep(3)
     result.d = (rss_kib(target.process.pid) - before) / sockets
 
     if target.has_api:
+        # (g) single sends while the sockets are open and idle: 32 keep-alive clients, closed loop, 5 s, each
+        # send to one subscriber (a socket of its own gets it).
+        from infra.bench.ingest import build_request, load, percentile
+
+        key = target.env.broadcast_org["sk"]
+        raws = [
+            build_request("/v1/notifications", key, {"to": [f"fan-{i}"], "title": "Single", "body": "b"})
+            for i in range(32)
+        ]
+        await load(target.port, raws, 8, 1.0, 202)
+        count, latencies, bad = await load(target.port, raws, 32, 5.0, 202)
+        result.sends = (count / 5.0, percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000)
+        if bad:
+            result.notes.append(f"(g) {bad} single sends not answered 202")
+        await asyncio.sleep(1)  # their frames arrive before (b) resets the recorder
         # Steady state, as in (a): one unmeasured send to one subscriber of the organisation first.
         await target.warm_broadcast_org()  # type: ignore[attr-defined]
         await asyncio.sleep(1)
@@ -738,6 +758,14 @@ async def phase_bcd(target: Target, result: Results, sockets: int, bursts: int) 
     elapsed = (recorder.last_at or time.perf_counter()) - start
     result.c = (delivered / elapsed if elapsed > 0 else 0.0, delivered, bursts * sockets)
     result.lost += bursts * sockets - delivered
+    for client in clients:
+        client.close()
+    await asyncio.sleep(2)
+    # (f) the reconnect storm after a deploy: the same clients again, their subscribers known now.
+    started = time.perf_counter()
+    clients = await open_clients(target.port, specs, Recorder())
+    took = time.perf_counter() - started
+    result.reconnect = sockets / took if took > 0 else None
     for client in clients:
         client.close()
     await asyncio.sleep(2)
@@ -811,12 +839,71 @@ def show(results: list[Results], sockets: int, bursts: int) -> None:
     for r in results:
         if r.d is not None:
             print(f"    {r.name:<12} {r.d:8.1f}")
+    print(f"(f) connect + auth, {sockets} sockets, 100 at a time: sockets/s (ratio to raw in this run)")
+    print("    target       first (subscribers created)   again (known: a reconnect after a deploy)")
+    raw = next((r for r in results if r.name == "raw"), None)
+    for r in results:
+        if r.connect is not None:
+            first = f"{r.connect:8.0f} {_ratio(r.connect, raw.connect if raw else None):>12}"
+            again = f"{r.reconnect or float('nan'):8.0f} {_ratio(r.reconnect, raw.reconnect if raw else None):>12}"
+            print(f"    {r.name:<12} {first}         {again}")
+    print(f"(g) single sends with {sockets} idle sockets open, 32 clients: req/s, p50 / p99 ms")
+    for r in results:
+        if r.sends is not None:
+            print(f"    {r.name:<12} {r.sends[0]:8.0f} {r.sends[1]:8.1f} {r.sends[2]:8.1f}")
     print("(e) messages lost, (a)+(b)+(c)")
     for r in results:
         print(f"    {r.name:<12} {r.lost}")
     for r in results:
         for note in r.notes:
             print(f"    note {r.name}: {note}")
+    targets_show(results)
+
+
+def _ratio(mine: float | None, theirs: float | None) -> str:
+    return f"{mine / theirs:.2f}x raw" if mine is not None and theirs else "no raw figure"
+
+
+def targets_show(results: list[Results]) -> None:
+    """The issue's real-time targets, each with its figure and ratio to the raw ceiling measured in this run."""
+    herald = next((r for r in results if r.name == "herald"), None)
+    raw = next((r for r in results if r.name == "raw"), None)
+    if herald is None:
+        return
+
+    ratio = _ratio
+
+    def verdict(ok: bool | None) -> str:
+        return "MET" if ok else "not met" if ok is not None else "not measured"
+
+    print("Targets (real time; herald against raw in this run):")
+    for how, c, rc in (
+        ("first", herald.connect, raw.connect if raw else None),
+        ("reconnect", herald.reconnect, raw.reconnect if raw else None),
+    ):
+        print(
+            f"    connect + auth ({how}) >= 1,000 sockets/s and >= 0.75x raw: {c or float('nan'):.0f}/s, "
+            f"{ratio(c, rc)}: " + verdict(None if c is None else c >= 1000 and (rc is None or c >= 0.75 * rc))
+        )
+    if herald.c and raw and raw.c:
+        cpu_h = herald.c_cpu / herald.c[1] if herald.c_cpu and herald.c[1] else None
+        cpu_r = raw.c_cpu / raw.c[1] if raw.c_cpu and raw.c[1] else None
+        per = f"{cpu_h / cpu_r:.2f}x raw" if cpu_h and cpu_r else "n/a"
+        ok = herald.c[0] >= 0.6 * raw.c[0] and (cpu_h is not None and cpu_r is not None and cpu_h <= 1.2 * cpu_r)
+        print(
+            f"    fan-out >= 0.6x raw deliveries/s, CPU/delivery <= 1.2x raw: {herald.c[0]:.0f}/s "
+            f"{ratio(herald.c[0], raw.c[0])}, CPU/delivery {per}: {verdict(ok)}"
+        )
+    if herald.sends is not None:
+        rate, _, p99 = herald.sends
+        print(
+            f"    single sends with the sockets open >= 1,500/s, p99 <= 100 ms: {rate:.0f}/s, p99 {p99:.0f} ms: "
+            + verdict(rate >= 1500 and p99 <= 100)
+            + " (raw has no API: no ratio)"
+        )
+    if herald.d is not None:
+        print(f"    memory per idle socket <= 20 KiB: {herald.d:.1f} KiB: {verdict(herald.d <= 20)}")
+    print(f"    lost 0: {herald.lost}: {verdict(herald.lost == 0)}")
 
 
 async def run(env: Env, names: list[str], sockets: int, bursts: int, phases: list[str]) -> list[Results]:

@@ -44,7 +44,7 @@ from notifications.proofs import (
     subscriber_header_decode,
     unverified_subject,
 )
-from tenants.keys import key_hash
+from tenants.keys import key_hash, key_kind
 from tenants.origins import origin_allowed
 from tenants.ratelimit import (
     RateDecision,
@@ -145,7 +145,7 @@ class _Encoded:
 def _encoded(
     status: int, body: Any, *, content_type: str = "application/json", extra: Mapping[str, str] | None = None
 ) -> _Encoded:
-    payload = json.dumps(body).encode()
+    payload = b"" if status == 204 else json.dumps(body).encode()  # 204: no content (RFC 9110)
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())]
     headers += [
         (name.lower().encode(), value.encode()) for name, value in {**SECURITY_HEADERS, **(extra or {})}.items()
@@ -216,9 +216,20 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
     if scheme.lower() != "bearer" or not token:
         raise Problem("authentication-required", "Authorization must be `Bearer <key>`")
     secret_key_shape_check(token)
+    resolved = await api_key_resolve_async(token)
+    if resolved is None or resolved.kind != "secret":
+        raise Problem("invalid-api-key")
+    return resolved
+
+
+async def api_key_resolve_async(token: str) -> ResolvedKey | None:
+    """tenants.resolve.api_key_resolve for the event loop: the key cache read with async Redis, the database (in
+    a worker thread, never the shared database_sync_to_async one) only on a miss; None when not live."""
+    if key_kind(token) is None:
+        return None  # malformed or a bad checksum: no lookup
     hashed = key_hash(token)
     if key_recently_unknown(hashed):
-        raise Problem("invalid-api-key")  # no query, no thread: refused requests never queue ahead of others
+        return None  # no query, no thread: refused requests never queue ahead of others
     resolved: ResolvedKey | None = None
     try:
         # The entry api_key_resolve caches, in the public schema.
@@ -232,11 +243,11 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
     if resolved is None:
         resolved = await sync_to_async(_resolve_and_release, thread_sensitive=False)(token)
         if resolved is None:
-            raise Problem("invalid-api-key")
-    if not hmac.compare_digest(resolved.key_hash, hashed) or resolved.kind != "secret":
-        raise Problem("invalid-api-key")
+            return None
+    if not hmac.compare_digest(resolved.key_hash, hashed):
+        return None
     if resolved.expires_at is not None and resolved.expires_at <= timezone.now():
-        raise Problem("invalid-api-key")
+        return None
     log_organization(resolved.organization_id)
     return resolved
 
@@ -426,7 +437,7 @@ def front(
     """The HTTP application: /v1/ through the front to `routes` ((method, path) -> ASGI route) or `api`
     (Django for /v1/, herald.api_handler); everything else straight to `django`."""
     api = api or django
-    routes = dict(routes or {})
+    routes = routes if routes is not None else {}  # a Mapping: notifications.lean.RouteTable also matches patterns
 
     async def application(scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):

@@ -268,3 +268,42 @@ async def test_a_rolled_publishable_keys_sockets_close_when_its_grace_period_end
     await control_still_served(herald_server, globex, elsewhere, "elsewhere")
     await on_new_key.close()
     await elsewhere.close()
+
+
+async def test_a_signing_secret_rotated_out_elsewhere_stops_opening_sockets_when_its_grace_ends(
+    herald_server: HeraldServer, acme: Org
+) -> None:
+    """The server caches signing secrets; a rotation made in another process (this one) still applies to it: the
+    new secret works at once, the old one works during its grace and not after."""
+    from tenants.models import SigningSecret
+    from tenants.services import signing_secret_rotate
+
+    old = await run_db(signing_secret, acme)
+    first, _, _ = await subscribe(herald_server, acme, old, "alice")  # the server now holds `old` in its cache
+    await first.close()
+    await run_db(signing_secret_rotate, organization=acme.organization, overlap=timedelta(minutes=5))
+    new = await run_db(lambda: SigningSecret.objects.filter(organization=acme.organization).order_by("-id")[0].secret)
+    for secret in (old, new):  # both live during the grace
+        client, ready, _ = await subscribe(herald_server, acme, secret, "alice")
+        assert ready["subscriber_id"] == "alice"
+        await client.close()
+    await run_db(
+        lambda: SigningSecret.objects.filter(organization=acme.organization, secret=old).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
+    )
+    refused = await open_socket(herald_server, acme)
+    await refused.send(auth_frame(old, "alice"))
+    assert await refused.closed_with() == 4401
+    refused = await open_socket(herald_server, acme)
+    await refused.send(auth_frame(old, "bob"))  # nor does it create a subscriber
+    assert await refused.closed_with() == 4401
+    client, _, _ = await subscribe(herald_server, acme, new, "alice")
+    await client.close()
+    from notifications.models import Subscriber
+
+    def subscriber_ids() -> list[str]:
+        with acme.activate():
+            return list(Subscriber.objects.values_list("external_id", flat=True))
+
+    assert await run_db(subscriber_ids) == ["alice"]
