@@ -4,8 +4,8 @@ The test reads the doc: each ```sh block runs in bash (exports carry on to the n
 first line names a file (`# file: x.py`, `// file: x.mjs`) is saved under that name, `python3 -m http.server`
 runs in the background, and the page is opened in Chromium before the `curl`. The only changes to the
 doc's text are the ports (8000 and 8080 would clash with other servers on a shared machine), and `make run`
-is what it runs, `herald dev`, with the test's database and Redis: its --no-serve step, then a uvicorn
-serving Herald on the test's port.
+is what it runs, `herald dev`, with a database of its own (as a fresh clone has) and the test's Redis: its
+--no-serve step, then a uvicorn serving Herald on the test's port.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ import re
 import shlex
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psycopg
 import pytest
 from django.conf import settings
 from playwright.sync_api import BrowserContext
@@ -26,7 +29,7 @@ from playwright.sync_api import BrowserContext
 from notifications.proofs import subscriber_hash
 from tests.servers import HeraldServer, free_port
 from tests.servers import test_database_url as database_url  # not named test_*: pytest would collect it
-from tests.widget.conftest import eventually, off_loop, watch
+from tests.widget.conftest import eventually, watch
 
 pytestmark = pytest.mark.browser
 
@@ -66,6 +69,22 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
+@pytest.fixture
+def fresh_database() -> Iterator[str]:
+    """DATABASE_URL of an empty database of its own, dropped after: what `make run` meets on a fresh clone.
+
+    Not the shared test database: by the time this test runs it holds hundreds of organisations' schemas, and
+    `herald dev`'s migrate visits every one (about 150 s here).
+    """
+    shared = database_url()
+    name = f"quickstart_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(shared, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield urlunsplit(urlsplit(shared)._replace(path="/" + name))
+    with psycopg.connect(shared, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _wait_for_port(port: int) -> None:
     def answers() -> bool:
         try:
@@ -76,11 +95,13 @@ def _wait_for_port(port: int) -> None:
     eventually(answers, timeout=15)
 
 
-def test_the_quickstart_ends_with_a_notification_seen_in_chromium(context: BrowserContext, workdir: Path) -> None:
+def test_the_quickstart_ends_with_a_notification_seen_in_chromium(
+    context: BrowserContext, workdir: Path, fresh_database: str
+) -> None:
     herald_port, page_port = free_port(), free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": fresh_database,
         "REDIS_URL": settings.REDIS_URL,
         "HERALD_DATA_DIR": str(workdir / ".herald"),
     }
@@ -100,7 +121,7 @@ def test_the_quickstart_ends_with_a_notification_seen_in_chromium(context: Brows
             elif body.strip() == "make run":
                 # `make run` is `herald dev`: migrate, the demo organisation, then serve.
                 shell.run(f".venv/bin/herald dev --no-serve --port {herald_port}")
-                server = HeraldServer(port=herald_port).start()
+                server = HeraldServer(port=herald_port, env={"DATABASE_URL": fresh_database}).start()
             elif body.startswith("python3 -m http.server"):
                 command = shlex.split(body.strip())
                 page_server = subprocess.Popen(command, cwd=workdir, env=shell.env)  # noqa: S603
@@ -125,7 +146,7 @@ def test_the_quickstart_ends_with_a_notification_seen_in_chromium(context: Brows
         hashes = outputs[1].split()
         secret = shell.env["HERALD_SIGNING_SECRET"]
         assert hashes == [subscriber_hash(secret, "user-42")] * (2 if NODE else 1), outputs[1]
-        assert secret == off_loop(_demo_signing_secret)
+        assert secret == _demo_signing_secret(fresh_database)
         # Step 5: the curl was answered 202 with the message id, and the bell shows it at once.
         assert '"id"' in outputs[-1] and '"recipients": 1' in outputs[-1].replace('"recipients":1', '"recipients": 1')
         eventually(lambda: inbox.badge() == "1", timeout=10)
@@ -141,9 +162,12 @@ def test_the_quickstart_ends_with_a_notification_seen_in_chromium(context: Brows
             server.stop()
 
 
-def _demo_signing_secret() -> str:
-    from tenants.models import SigningSecret
-
-    return str(
-        SigningSecret.objects.filter(organization__slug="demo").order_by("-id").values_list("secret", flat=True)[0]
-    )
+def _demo_signing_secret(url: str) -> str:
+    """The demo organisation's newest signing secret, read from the quickstart's own database."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT s.secret FROM tenants_signingsecret s JOIN tenants_organization o ON o.id = s.organization_id"
+            " WHERE o.slug = 'demo' ORDER BY s.id DESC LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
