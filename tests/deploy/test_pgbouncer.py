@@ -57,7 +57,9 @@ class PgBouncer:
                     "auth_type = trust",
                     f"auth_file = {self.dir / 'users.txt'}",
                     f"pool_mode = {mode}",
-                    "default_pool_size = 4",
+                    # Session mode: each client keeps its server connection, so the pool must hold one process's
+                    # two pools (DATABASE_POOL_SIZE 10 + HERALD_INGEST_POOL_SIZE 4), or queries wait for a connection.
+                    "default_pool_size = 16",
                     "max_client_conn = 200",
                     "ignore_startup_parameters = extra_float_digits",
                     "",

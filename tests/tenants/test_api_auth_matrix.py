@@ -31,7 +31,8 @@ WIDGET = _operations("widget")
 
 
 def test_the_matrix_covers_every_operation() -> None:
-    assert len(SERVER) == 25 and len(WIDGET) == 8
+    assert len(SERVER) == 26 and len(WIDGET) == 8
+    assert ("POST", "/v1/subscribers/bulk") in SERVER
 
 
 @pytest.mark.parametrize(("method", "path"), SERVER)
