@@ -197,6 +197,8 @@ class HubMember(SocketWriter):
     # the catch-up starts, and the seqs offered since, which the catch-up must not repeat.
     outage_cursor: int | None = None
     outage_seen: set[int] | None = None
+    # A catch-up asked for while a replay was in progress: done when that replay ends.
+    resync_wanted: bool = False
 
     def outage_begins(self) -> None:
         """The channel layer went away: remember where this socket stood."""

@@ -75,10 +75,6 @@ def _stored(org: Org, ids: list[str]) -> int:
         return Message.objects.filter(id__in=ids).count()
 
 
-# Known defect (issue #13): in about 1 run of 14 one open socket missed 1 of ~150 notifications after the
-# restart, cause not found yet. Non-strict xfail so that it cannot block a landing at random; it still runs
-# and reports XPASS/XFAIL, and every other assertion of the fault (202s, rows stored) is in the same test.
-@pytest.mark.xfail(strict=False, reason="issue #13: a socket occasionally misses one notification after Redis returns")
 async def test_sends_are_accepted_and_open_sockets_get_everything_once_across_a_redis_restart(
     server_on_own_redis: HeraldServer, redis_server: KillableRedis, acme: Org, acme_secret: str
 ) -> None:
