@@ -58,6 +58,7 @@ CLOSE_REASONS = {
 REASON_PROOF_EXPIRED = "subscriber token expired: send auth with a fresh token before exp"
 REASON_OTHER_SUBSCRIBER = "a later auth must name the same subscriber_id"
 REASON_KEY_REVOKED = "publishable key revoked"
+REASON_SUBSCRIBER_ERASED = "subscriber erased"
 REASON_KEY_EXPIRED = "publishable key expired (it was rolled): use the new key"
 
 PONG = text_message({"type": "pong"})
@@ -497,6 +498,9 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
 
     def key_revoked(self) -> None:
         self.close_socket(CLOSE_FORBIDDEN, REASON_KEY_REVOKED)
+
+    def subscriber_erased(self) -> None:
+        self.close_socket(CLOSE_UNAUTHORIZED, REASON_SUBSCRIBER_ERASED)
 
     def key_expires(self, at: float) -> None:
         if self.closing:

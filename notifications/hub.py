@@ -15,7 +15,7 @@ cursor and loses nothing). So one stalled socket cannot stall its tenant.
 
 Events consumed (see notifications.realtime for their full shapes):
 `notification.new`, `notification.batch`, `key.revoked`, `key.expiring`, `inbox.update`, `preferences.changed`,
-`topic.membership`.
+`topic.membership`, `subscriber.erased`.
 """
 
 from __future__ import annotations
@@ -229,6 +229,9 @@ class HubMember(SocketWriter):
     def key_expires(self, at: float) -> None:
         """That key was rolled: it stops working at `at` (Unix time; overridden by the consumer)."""
 
+    def subscriber_erased(self) -> None:
+        """The subscriber of this socket was erased (overridden by the consumer)."""
+
     def resync(self) -> None:
         """The channel layer was away: catch up from `cursor` (overridden by the consumer)."""
 
@@ -419,6 +422,9 @@ class Hub:
                 member.offer(update)
                 if counted is not None:
                     member.offer(counted)
+        elif kind == "subscriber.erased":
+            for member in list(members):
+                member.subscriber_erased()
         elif kind == "preferences.changed":
             opted_out = frozenset(str(c) for c in event.get("opted_out") or ())
             for member in members:
