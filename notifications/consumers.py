@@ -393,6 +393,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
                 }
             )
         )
+        self.replayed_seqs = frozenset(item["seq"] for item in replay.items)
         read_to = max(replay.latest_cursor, last_seq)
         self.cursor = max(self.cursor, read_to)
         buffered, self.replay_buffer = self.replay_buffer or [], None
@@ -488,6 +489,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             replayed.add(item["seq"])
             if item["seq"] not in seen:  # offered live after the layer came back, before the probe noticed
                 self.push(text_message({"type": "notification", "notification": item, "cursor": item["seq"]}))
+        self.replayed_seqs = frozenset(replayed)
         buffered, self.replay_buffer = self.replay_buffer, None
         for seq, message in buffered:
             if seq is None or seq not in replayed:

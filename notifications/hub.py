@@ -199,6 +199,9 @@ class HubMember(SocketWriter):
     outage_seen: set[int] | None = None
     # A catch-up asked for while a replay was in progress: done when that replay ends.
     resync_wanted: bool = False
+    # The seqs the last replay or catch-up sent from the database: a live frame of one of them that arrives
+    # after it (committed before the read, published after) is not shown twice.
+    replayed_seqs: frozenset[int] = frozenset()
 
     def outage_begins(self) -> None:
         """The channel layer went away: remember where this socket stood."""
@@ -207,6 +210,8 @@ class HubMember(SocketWriter):
             self.outage_seen = set()
 
     def offer(self, message: ASGIMessage, seq: int | None = None) -> None:
+        if seq is not None and seq in self.replayed_seqs:
+            return
         if seq is not None:
             if seq > self.cursor:
                 self.cursor = seq
