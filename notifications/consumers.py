@@ -494,9 +494,11 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         for seq, message in buffered:
             if seq is None or seq not in replayed:
                 self.push(message)
-        if replayed:
-            self.cursor = max(self.cursor, *replayed)
-            self.push(text_message({"type": "unread_count", "count": replay.unread_count}))
+        if replayed or seen:
+            # Everything up to here is sent: the cursor to resume from (live frames of the outage named its start).
+            self.cursor = max(self.cursor, *replayed, *seen)
+            frame = {"type": "unread_count", "count": replay.unread_count, "cursor": self.cursor}
+            self.push(text_message(frame))
 
     def key_revoked(self) -> None:
         self.close_socket(CLOSE_FORBIDDEN, REASON_KEY_REVOKED)

@@ -63,6 +63,13 @@ def shared_text_message(frame: dict[str, Any]) -> ASGIMessage:
     return {"type": "websocket.send", "text": text, WIRE: wire}
 
 
+def _with_cursor(message: ASGIMessage, cursor: int) -> ASGIMessage:
+    """`message` (a frame with a `cursor`) with another cursor, serialized for this socket alone."""
+    frame = json.loads(message["text"])
+    frame["cursor"] = cursor
+    return text_message(frame)
+
+
 # A socket whose queue reaches this many times its limit is dropped even while it still moves.
 QUEUE_HARD_FACTOR = 4
 
@@ -217,6 +224,10 @@ class HubMember(SocketWriter):
                 self.cursor = seq
             if self.outage_seen is not None:
                 self.outage_seen.add(seq)
+            if self.outage_cursor is not None:
+                # Older items may be missing until the catch-up: a client that reconnects from this frame's
+                # cursor must get them, so it names where the outage began, not this item's seq.
+                message = _with_cursor(message, self.outage_cursor)
         if self.replay_buffer is not None:
             if len(self.replay_buffer) >= self.send_queue_limit:
                 self.socket_overflow()
