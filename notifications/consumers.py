@@ -58,6 +58,7 @@ CLOSE_REASONS = {
 REASON_PROOF_EXPIRED = "subscriber token expired: send auth with a fresh token before exp"
 REASON_OTHER_SUBSCRIBER = "a later auth must name the same subscriber_id"
 REASON_KEY_REVOKED = "publishable key revoked"
+REASON_SUBSCRIBER_ERASED = "subscriber erased"
 REASON_KEY_EXPIRED = "publishable key expired (it was rolled): use the new key"
 
 PONG = text_message({"type": "pong"})
@@ -395,13 +396,22 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
                 }
             )
         )
-        self.cursor = max(self.cursor, replay.latest_cursor, last_seq)
-        if hub().degraded:  # joined while the channel layer is away: catch up from here when it is back
-            self.outage_begins()
+        self.replayed_seqs = frozenset(item["seq"] for item in replay.items)
+        read_to = max(replay.latest_cursor, last_seq)
+        self.cursor = max(self.cursor, read_to)
         buffered, self.replay_buffer = self.replay_buffer or [], None
+        pushed: set[int] = set()
         for seq, message in buffered:
             if seq is None or seq > last_seq:
                 self.push(message)
+                if seq is not None:
+                    pushed.add(seq)
+        if hub().degraded or self.resync_wanted:
+            # The channel layer is (or was, while this replay read the database) away: what was published since
+            # the read may be lost. Catch up from the read, skipping only what this socket was really sent.
+            self.outage_cursor, self.outage_seen = read_to, pushed
+            if self.resync_wanted and not hub().degraded:
+                self.resync()
 
     async def _reauth(self, subscriber_id: str, proof_hash: str | None, token: str | None) -> None:
         """A fresh proof for the same subscriber (a new token before `exp`); the key must still be live."""
@@ -440,10 +450,18 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
     # --- hub callbacks ---------------------------------------------------------
 
     def resync(self) -> None:
-        if self.closing or self.subscriber_pk is None or self.replay_buffer is not None:
-            return  # not authenticated yet, or replaying already (that replay reads the database after this)
+        if self.closing or self.subscriber_pk is None:
+            return  # not authenticated yet
+        if self.replay_buffer is not None:
+            # Replaying already: its database read may predate the outage's end; catch up once it is done.
+            self.resync_wanted = True
+            return
+        self.resync_wanted = False
+        # Taken now, not in the task: a live frame offered before the task runs is buffered (so it must not
+        # count as sent) and is pushed from the buffer unless the catch-up has it.
+        cursor, seen = self._outage_state()
         self.replay_buffer = []
-        self.loop.create_task(self._resync())
+        self.loop.create_task(self._resync(cursor, seen))
 
     def _outage_state(self) -> tuple[int, set[int]]:
         """Where the catch-up starts and what was offered since; the outage is over for this socket."""
@@ -452,11 +470,10 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         self.outage_cursor, self.outage_seen = None, None
         return cursor, seen
 
-    async def _resync(self) -> None:
-        """Catch up from `cursor` after a channel-layer outage: missed items first, then the live frames that
-        arrived meanwhile, each once."""
+    async def _resync(self, cursor: int, seen: set[int]) -> None:
+        """Catch up from `cursor` after a channel-layer outage: missed items first (but not those in `seen`, sent
+        live since the outage began), then the live frames that arrived meanwhile, each once."""
         assert self.subscriber_pk is not None
-        cursor, seen = self._outage_state()
         try:
             replay = await db_call(
                 delivery.missed_since, organization=self.organization, subscriber_pk=self.subscriber_pk, cursor=cursor
@@ -474,16 +491,22 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
             replayed.add(item["seq"])
             if item["seq"] not in seen:  # offered live after the layer came back, before the probe noticed
                 self.push(text_message({"type": "notification", "notification": item, "cursor": item["seq"]}))
+        self.replayed_seqs = frozenset(replayed)
         buffered, self.replay_buffer = self.replay_buffer, None
         for seq, message in buffered:
             if seq is None or seq not in replayed:
                 self.push(message)
-        if replayed:
-            self.cursor = max(self.cursor, *replayed)
-            self.push(text_message({"type": "unread_count", "count": replay.unread_count}))
+        if replayed or seen:
+            # Everything up to here is sent: the cursor to resume from (live frames of the outage named its start).
+            self.cursor = max(self.cursor, *replayed, *seen)
+            frame = {"type": "unread_count", "count": replay.unread_count, "cursor": self.cursor}
+            self.push(text_message(frame))
 
     def key_revoked(self) -> None:
         self.close_socket(CLOSE_FORBIDDEN, REASON_KEY_REVOKED)
+
+    def subscriber_erased(self) -> None:
+        self.close_socket(CLOSE_UNAUTHORIZED, REASON_SUBSCRIBER_ERASED)
 
     def key_expires(self, at: float) -> None:
         if self.closing:

@@ -15,7 +15,7 @@ cursor and loses nothing). So one stalled socket cannot stall its tenant.
 
 Events consumed (see notifications.realtime for their full shapes):
 `notification.new`, `notification.batch`, `key.revoked`, `key.expiring`, `inbox.update`, `preferences.changed`,
-`topic.membership`.
+`topic.membership`, `subscriber.erased`.
 """
 
 from __future__ import annotations
@@ -61,6 +61,13 @@ def shared_text_message(frame: dict[str, Any]) -> ASGIMessage:
     text = dumps(frame)
     wire = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
     return {"type": "websocket.send", "text": text, WIRE: wire}
+
+
+def _with_cursor(message: ASGIMessage, cursor: int) -> ASGIMessage:
+    """`message` (a frame with a `cursor`) with another cursor, serialized for this socket alone."""
+    frame = json.loads(message["text"])
+    frame["cursor"] = cursor
+    return text_message(frame)
 
 
 # A socket whose queue reaches this many times its limit is dropped even while it still moves.
@@ -197,6 +204,11 @@ class HubMember(SocketWriter):
     # the catch-up starts, and the seqs offered since, which the catch-up must not repeat.
     outage_cursor: int | None = None
     outage_seen: set[int] | None = None
+    # A catch-up asked for while a replay was in progress: done when that replay ends.
+    resync_wanted: bool = False
+    # The seqs the last replay or catch-up sent from the database: a live frame of one of them that arrives
+    # after it (committed before the read, published after) is not shown twice.
+    replayed_seqs: frozenset[int] = frozenset()
 
     def outage_begins(self) -> None:
         """The channel layer went away: remember where this socket stood."""
@@ -205,11 +217,17 @@ class HubMember(SocketWriter):
             self.outage_seen = set()
 
     def offer(self, message: ASGIMessage, seq: int | None = None) -> None:
+        if seq is not None and seq in self.replayed_seqs:
+            return
         if seq is not None:
             if seq > self.cursor:
                 self.cursor = seq
             if self.outage_seen is not None:
                 self.outage_seen.add(seq)
+            if self.outage_cursor is not None:
+                # Older items may be missing until the catch-up: a client that reconnects from this frame's
+                # cursor must get them, so it names where the outage began, not this item's seq.
+                message = _with_cursor(message, self.outage_cursor)
         if self.replay_buffer is not None:
             if len(self.replay_buffer) >= self.send_queue_limit:
                 self.socket_overflow()
@@ -226,6 +244,9 @@ class HubMember(SocketWriter):
 
     def key_expires(self, at: float) -> None:
         """That key was rolled: it stops working at `at` (Unix time; overridden by the consumer)."""
+
+    def subscriber_erased(self) -> None:
+        """The subscriber of this socket was erased (overridden by the consumer)."""
 
     def resync(self) -> None:
         """The channel layer was away: catch up from `cursor` (overridden by the consumer)."""
@@ -417,6 +438,9 @@ class Hub:
                 member.offer(update)
                 if counted is not None:
                     member.offer(counted)
+        elif kind == "subscriber.erased":
+            for member in list(members):
+                member.subscriber_erased()
         elif kind == "preferences.changed":
             opted_out = frozenset(str(c) for c in event.get("opted_out") or ())
             for member in members:

@@ -26,6 +26,8 @@ pre-built frame to all its local members of that group:
         to t<org>.s<pk>: read state changed (socket, HTTP API, another device).
     {"type": "preferences.changed", "group": g, "opted_out": ["category", ...]}
         to t<org>.s<pk>: the subscriber's category opt-outs, complete.
+    {"type": "subscriber.erased", "group": g}
+        to t<org>.s<pk>: the subscriber was erased; its live sockets close with 4401.
     {"type": "topic.membership", "group": g, "topic_pk": int, "added": [pk, ...], "removed": [pk, ...]}
         to t<org>.all: live sockets of those subscribers join / leave the topic group.
 """
@@ -263,3 +265,8 @@ def inbox_read_all_event(*, read_at: datetime) -> dict[str, Any]:
 def preferences_changed_event(*, opted_out: list[str]) -> dict[str, Any]:
     """The subscriber's complete list of opted-out categories."""
     return {"type": "preferences.changed", "opted_out": sorted(set(opted_out))}
+
+
+def subscriber_erased_event() -> dict[str, Any]:
+    """The subscriber was erased: its live sockets close (publish with publish_to_subscriber_after_commit)."""
+    return {"type": "subscriber.erased"}

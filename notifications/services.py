@@ -34,6 +34,7 @@ from notifications.realtime import (
     preferences_changed_event,
     publish_to_subscriber_after_commit,
     publish_topic_membership_after_commit,
+    subscriber_erased_event,
 )
 from notifications.selectors import message_id_parse, unread_count
 
@@ -75,6 +76,12 @@ def subscriber_delete(*, external_id: str) -> bool:
         for table in (T_INBOX, T_TOPICSUB, T_PREFERENCE):
             cursor.execute(f"DELETE FROM {table} WHERE subscriber_id = %s", [subscriber.pk])
         cursor.execute(f"DELETE FROM {T_SUBSCRIBER} WHERE id = %s", [subscriber.pk])
+        # Its live sockets (any process) close: they must not keep streaming the organisation's broadcasts.
+        publish_to_subscriber_after_commit(
+            organization_id=int(connection.tenant.pk),  # type: ignore[attr-defined]
+            subscriber_pk=subscriber.pk,
+            event=subscriber_erased_event(),
+        )
     return True
 
 
