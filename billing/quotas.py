@@ -198,17 +198,9 @@ def _refuse(plan: Plan, limit: int, used: int, n: int, now: datetime) -> None:
 
 
 def _conninfo() -> str:
-    from psycopg.conninfo import make_conninfo
+    from notifications.sending import database_conninfo
 
-    db = settings.DATABASES["default"]
-    return make_conninfo(
-        dbname=str(db["NAME"]),
-        user=str(db["USER"] or "") or None,
-        password=str(db["PASSWORD"] or "") or None,
-        host=str(db["HOST"] or "") or None,
-        port=str(db["PORT"] or "") or None,
-        application_name="herald-quota",
-    )
+    return database_conninfo("herald-quota")
 
 
 async def _rows_count(send: SendCheck, plan: Plan, now: datetime) -> int:

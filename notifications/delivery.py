@@ -95,6 +95,19 @@ FROM s LIMIT 1
 """
 
 
+def _session_from_row(proof: SubscriberProof, row: Any) -> SubscriberSession:
+    """The SubscriberSession of one row of the session statement (sync and async paths alike)."""
+    subscriber_pk, topic_pks, opted_out, unread, latest = row
+    return SubscriberSession(
+        proof=proof,
+        subscriber_pk=int(subscriber_pk),
+        topic_pks=tuple(int(pk) for pk in topic_pks),
+        opted_out=frozenset(opted_out),
+        unread_count=int(unread),
+        latest_cursor=int(latest),
+    )
+
+
 def subscriber_session_open(
     *, organization: Organization, subscriber_id: str, subscriber_hash: str | None, token: str | None
 ) -> SubscriberSession | None:
@@ -114,15 +127,7 @@ def subscriber_session_open(
                 break
     if row is None:  # pragma: no cover - the second statement sees the committed subscriber
         raise RuntimeError(f"subscriber {subscriber_id!r} neither found nor created")
-    subscriber_pk, topic_pks, opted_out, unread, latest = row
-    return SubscriberSession(
-        proof=proof,
-        subscriber_pk=int(subscriber_pk),
-        topic_pks=tuple(int(pk) for pk in topic_pks),
-        opted_out=frozenset(opted_out),
-        unread_count=int(unread),
-        latest_cursor=int(latest),
-    )
+    return _session_from_row(proof, row)
 
 
 # The event loop's sessions (sockets' auth), many at once: the sockets of one organisation that authenticate
@@ -272,15 +277,7 @@ async def subscriber_session_open_async(
     row = await opener.open(organization_id, schema_name, subscriber_id, secret.id)
     if row is None:
         return None
-    subscriber_pk, topic_pks, opted_out, unread, latest = row
-    return SubscriberSession(
-        proof=proof,
-        subscriber_pk=int(subscriber_pk),
-        topic_pks=tuple(int(pk) for pk in topic_pks),
-        opted_out=frozenset(opted_out),
-        unread_count=int(unread),
-        latest_cursor=int(latest),
-    )
+    return _session_from_row(proof, row)
 
 
 async def subscriber_proof_verify_async(

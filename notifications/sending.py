@@ -594,17 +594,7 @@ class _Engine:
     # connections
 
     def conninfo(self) -> str:
-        from psycopg.conninfo import make_conninfo
-
-        db = settings.DATABASES["default"]
-        return make_conninfo(
-            dbname=str(db["NAME"]),
-            user=str(db["USER"] or "") or None,
-            password=str(db["PASSWORD"] or "") or None,
-            host=str(db["HOST"] or "") or None,
-            port=str(db["PORT"] or "") or None,
-            application_name=f"herald-send-{os.getpid()}",
-        )
+        return database_conninfo(f"herald-send-{os.getpid()}")
 
     async def get_pool(self) -> Any:
         if self.pool is None:
@@ -697,6 +687,21 @@ class _Engine:
             pool = await self.get_pool()
             async with pool.connection() as conn:
                 await _Transaction(self, group, conn, fresh=False).run()
+
+
+def database_conninfo(application_name: str) -> str:
+    """psycopg's connection string for Django's default database, naming the connection in pg_stat_activity."""
+    from psycopg.conninfo import make_conninfo
+
+    db = settings.DATABASES["default"]
+    return make_conninfo(
+        dbname=str(db["NAME"]),
+        user=str(db["USER"] or "") or None,
+        password=str(db["PASSWORD"] or "") or None,
+        host=str(db["HOST"] or "") or None,
+        port=str(db["PORT"] or "") or None,
+        application_name=application_name,
+    )
 
 
 def _pool_errors() -> type[Exception]:
