@@ -20,9 +20,11 @@ from typing import Any
 from psycopg import AsyncClientCursor
 
 from herald.problems import Problem
+from notifications.groups import subscriber_group
 from notifications.idempotency import CLAIMED_SQL, CLAIMS_SQL, STORES_SQL, IdempotencyClaim, claims_json
 from notifications.idempotency import idempotency_replay as _replay
 from notifications.proofs import SIGNING_SECRETS_ROWS_SQL, subscriber_token
+from notifications.realtime import agroup_send, subscriber_erased_event
 from notifications.services import T_INBOX, T_PREFERENCE, T_SUBSCRIBER, T_TOPICSUB
 
 BULK_MAX = 1000  # subscribers per POST /v1/subscribers/bulk
@@ -242,7 +244,11 @@ async def subscriber_delete(*, tenant: Tenant, external_id: str) -> bool:
             raise
         for _ in range(len(DELETE_STATEMENTS) - 2):
             cursor.nextset()
-        return bool(await cursor.fetchall())
+        erased = [int(row[0]) for row in await cursor.fetchall()]
+    # Committed: its live sockets (any process) close, so they stop streaming the organisation's broadcasts.
+    for subscriber_pk in erased:
+        await agroup_send(subscriber_group(tenant.organization_id, subscriber_pk), subscriber_erased_event())
+    return bool(erased)
 
 
 async def _idempotent(
