@@ -169,6 +169,7 @@ def upkeep_enqueue(*, today: date | None = None) -> dict[str, int]:
     """Enqueue one round of upkeep for every organisation, and the drops of deleted schemas now due; counts."""
     from billing.metering import overage_quantity_source
     from billing.models import StripeCustomer
+    from billing.stripe_api import billing_configured
 
     today = today or timezone.now().date()
     yesterday = (today - timedelta(days=1)).isoformat()
@@ -176,6 +177,8 @@ def upkeep_enqueue(*, today: date | None = None) -> dict[str, int]:
 
     counts = {"retention": 0, "idempotency": 0, "overage": 0, "rollup": 0, "schema_drop": 0, "past_due": 0}
     billed = set(StripeCustomer.objects.values_list("organization_id", flat=True))
+    # Overage goes to Stripe's meter only where billing is configured (a self-hosted Herald has no Stripe).
+    report_overage = billing_configured() and overage_quantity_source() is not None
     for organization_id in (
         Organization.objects.exclude(schema_name="public").order_by("id").values_list("id", flat=True)
     ):
@@ -190,7 +193,7 @@ def upkeep_enqueue(*, today: date | None = None) -> dict[str, int]:
                 counts["rollup"] += _defer(
                     usage_rollup, lock=f"rollup:{organization_id}:{day}", organization_id=organization_id, day=day
                 )
-        if overage_quantity_source() is not None and organization_id in billed:
+        if report_overage and organization_id in billed:
             counts["overage"] += _defer(
                 overage_report,
                 lock=f"overage:{organization_id}:{yesterday}",

@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from billing.metering import overage_quantity_source_register
+from billing.metering import overage_quantity_source, overage_quantity_source_register
 from billing.models import MeterReport
 from billing.services import stripe_customer_ensure
 from herald.tasks import deleted_schema_drop, idempotency_purge, retention_apply, upkeep_enqueue
@@ -162,13 +162,14 @@ async def test_the_upkeep_round_reports_yesterdays_overage_through_the_registere
         asked.append((organization.pk, day))
         return 321
 
+    registered = overage_quantity_source()  # the ledger's, put back after
     overage_quantity_source_register(quantity)
     try:
         counts = await run_db(upkeep_enqueue)
         assert counts["overage"] >= 1
         await run_worker_until_idle(queues=["billing"])
     finally:
-        overage_quantity_source_register(None)
+        overage_quantity_source_register(registered)
     yesterday = timezone.now().date() - timedelta(days=1)
     assert (acme.organization.pk, yesterday) in asked
     assert all(org_id != globex.organization.pk for org_id, _ in asked)  # no customer, nothing to ask or bill
