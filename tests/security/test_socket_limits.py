@@ -88,9 +88,13 @@ async def test_unauthenticated_sockets_are_capped_per_key_and_address(
 async def test_sockets_per_publishable_key_are_capped_and_other_keys_are_served(
     capped_server: HeraldServer, acme: Org, globex: Org, secrets: dict[str, str]
 ) -> None:
-    clients = [await _authed(capped_server, acme, secrets["acme"], f"user-{i}") for i in range(6)]
-    for client in clients:
+    clients = []
+    for i in range(6):
+        # Each one ready before the next opens: six auths in flight at once would be six unauthenticated
+        # sockets from one address, over that cap (3) whenever auth is slower than the opening.
+        client = await _authed(capped_server, acme, secrets["acme"], f"user-{i}")
         await client.recv_type("ready")
+        clients.append(client)
     over = await open_socket(capped_server, acme)
     assert await over.closed_with() == 4429
     other = await _authed(capped_server, globex, secrets["globex"], "ada", GLOBEX_ORIGIN)
