@@ -99,6 +99,12 @@ def _ratio(value: float | None, base: float | None, what: str) -> str:
     return f"{value / base:.2f}x {what}"
 
 
+def _targets(step: Step, text: str) -> None:
+    """Each `name: value: MET` / `: not met` line a benchmark printed under its "Targets" heading."""
+    for m in re.finditer(r"^\s{4}(\S.*?): (.*?): (MET|not met)\b.*$", text, re.M):
+        step.figures.append((f"target: {m.group(1)}", m.group(2), m.group(3)))
+
+
 def extract(step: Step) -> None:
     """The headline figures of a benchmark's output, with ratios to the baselines it measured itself."""
     text = step.output
@@ -106,7 +112,7 @@ def extract(step: Step) -> None:
         sections: dict[str, list[list[str]]] = {}
         current = None
         for line in text.splitlines():
-            head = re.match(r"^\(([a-e])\) ", line)
+            head = re.match(r"^\(([a-g])\) ", line)
             if head:
                 current = sections.setdefault(head.group(1), [])
             elif current is not None and line.startswith("    ") and not line.strip().startswith(("note", "target")):
@@ -138,6 +144,15 @@ def extract(step: Step) -> None:
         lost = row("e", "herald")
         if lost is not None:
             step.figures.append(("(e) messages lost", lost[1], ""))
+        connect = row("f", "herald")
+        if connect is not None and len(connect) >= 6:  # herald 284 0.28x raw 600 0.73x raw
+            step.figures.append(("(f) connect + auth, new subscribers, /s", connect[1], f"{connect[2]} of raw"))
+            step.figures.append(("(f) connect + auth, known subscribers, /s", connect[4], f"{connect[5]} of raw"))
+        single = row("g", "herald")
+        if single is not None and len(single) >= 4:
+            step.figures.append(("(g) single sends with the idle sockets open, req/s", single[1], ""))
+            step.figures.append(("(g) single sends with the idle sockets open, p99 ms", single[3], ""))
+        _targets(step, text)
     elif step.script == "ingest.py":
         for concurrency in (1, 16, 64):
             value = _number(rf"concurrency\s+{concurrency}:\s+(\d+) req/s", text)
@@ -146,6 +161,35 @@ def extract(step: Step) -> None:
         batch = _number(r"batch \(100 each, concurrency 4\):\s+(\d+) notifications/s", text)
         if batch is not None:
             step.figures.append(("batch notifications/s", f"{batch:.0f}", ""))
+        for label, pattern in (
+            ("subscriber upsert, c32, req/s", r"PUT /v1/subscribers/\{id\} at c\w+ 32:\s+(\d+) req/s"),
+            ("subscriber upsert, c32, p99 ms", r"PUT /v1/subscribers/\{id\} at c\w+ 32:.+?p99\s+([\d.]+) ms"),
+            ("token issue at concurrency 32, req/s", r"/tokens at concurrency 32:\s+(\d+) req/s"),
+            ("token issue at concurrency 32, p99 ms", r"/tokens at concurrency 32:.*?p99\s+([\d.]+) ms"),
+            ("bulk import, subscribers/s", r"POST /v1/subscribers/bulk .*?:\s+(\d+) subscribers/s"),
+        ):
+            value = _number(pattern, text)
+            if value is not None:
+                step.figures.append((label, f"{value:g}", ""))
+        alone = _number(r"Q sends, alone\s+p50\s+[\d.]+ ms\s+p99\s+([\d.]+) ms", text)
+        flooded = _number(r"Q sends, N sends on Free.*?p99\s+([\d.]+) ms", text)
+        if alone is not None and flooded is not None:
+            step.figures.append(("another organisation's send p99 ms under a flood of 429s", f"{flooded:g}", _ratio(flooded, alone, "of its p99 alone")))  # noqa: E501  # fmt: skip
+    elif step.script == "soak.py":
+        for label, pattern in (
+            ("sends accepted (202)", r"^sends accepted \(202\): (\d+)"),
+            ("notifications delivered", r"^notifications delivered: (\d+)"),
+            ("lost", r"^lost: (\d+)"),
+            ("duplicates shown", r"^duplicates shown[^:]*: (\d+)"),
+            ("latency POST -> frame p50 ms", r"latency POST -> frame.*?p50 ([\d.]+) ms"),
+            ("latency POST -> frame p99 ms", r"latency POST -> frame.*?p99 ([\d.]+) ms"),
+        ):
+            value = _number(pattern, text)
+            if value is not None:
+                step.figures.append((label, f"{value:g}", ""))
+        memory = re.search(r"server memory \(RSS\): start ([\d.]+) MiB, end ([\d.]+) MiB", text)
+        if memory:
+            step.figures.append(("server RSS start -> end MiB", f"{memory.group(1)} -> {memory.group(2)}", ""))
     elif step.script == "provision.py":
         for m in re.finditer(
             r"^\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+\s+([\d.]+)x", text, re.M
