@@ -11,15 +11,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import websockets
+from django.test import override_settings
 
+from herald.env import RedisSentinel, parse_redis_sentinel
+from herald.redis_clients import redis_async, redis_sync
 from notifications.models import Message
 from tests import servers
 from tests.conftest import Org
@@ -258,11 +264,81 @@ async def test_a_server_on_sentinel_keeps_sending_and_delivering_across_a_master
 
 def test_sentinel_support_uses_passwords_on_both_the_master_and_the_sentinel(sentinel_set: SentinelSet) -> None:
     """The failover test's servers refuse a client without the password: Herald passed both."""
-    import redis
-
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(port=sentinel_set.ports["a"], socket_timeout=2).ping()
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(port=sentinel_set.sentinel_port, socket_timeout=2).ping()
     assert redis.Redis(port=sentinel_set.ports["a"], password=PASSWORD).ping()
     assert redis.Redis(port=sentinel_set.sentinel_port, password=SENTINEL_PASSWORD).ping()
+
+
+def _sentinel_config(found: SentinelSet) -> RedisSentinel:
+    return parse_redis_sentinel(
+        sentinels=f"127.0.0.1:{found.sentinel_port}",
+        master_name=MASTER_NAME,
+        redis_url=f"redis://:{PASSWORD}@{MASTER_NAME}/3",
+        sentinel_password=SENTINEL_PASSWORD,
+    )
+
+
+async def test_every_client_of_herald_reaches_the_master_the_sentinel_names(sentinel_set: SentinelSet) -> None:
+    """Django's cache (it builds its pool with pool_class.from_url), and herald.redis_clients' sync and async
+    clients, all write to the master's database 3 through the sentinel, and follow it to the new master."""
+    from django.core.cache.backends.redis import RedisCache
+
+    with override_settings(REDIS_SENTINEL=_sentinel_config(sentinel_set)):
+        cache = RedisCache(
+            f"redis://{MASTER_NAME}/3", {"OPTIONS": {"pool_class": "herald.redis_clients.SentinelCachePool"}}
+        )
+        await asyncio.to_thread(cache.set, "via-cache", 7)
+        sync_client = redis_sync(socket_timeout=2)
+        sync_client.set("via-sync", "1")
+        async_client = redis_async(socket_timeout=2)
+        await async_client.set("via-async", "1")
+        on_a = redis.Redis(port=sentinel_set.ports["a"], password=PASSWORD, db=3)
+        assert sorted(k.decode() for k in on_a.keys()) == [":1:via-cache", "via-async", "via-sync"]
+
+        sentinel_set.kill("a")
+        await asyncio.to_thread(sentinel_set.wait_master, "b")
+
+        async def eventually(write: object) -> None:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    await write()  # type: ignore[operator]
+                    return
+                except (redis.RedisError, OSError):
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+
+        await eventually(lambda: asyncio.to_thread(cache.set, "after-cache", 8))
+        await eventually(lambda: asyncio.to_thread(sync_client.set, "after-sync", "1"))
+        await eventually(lambda: async_client.set("after-async", "1"))
+        on_b = redis.Redis(port=sentinel_set.ports["b"], password=PASSWORD, db=3)
+        assert {":1:after-cache", "after-async", "after-sync"} <= {k.decode() for k in on_b.keys()}
+        assert await asyncio.to_thread(cache.get, "via-cache") == 7  # replicated before the kill
+        sync_client.close()
+        await async_client.aclose()
+
+
+# A client or pool made directly (redis.Redis(...), Redis.from_url(...), ConnectionPool(...), Sentinel(...)).
+_MADE_HERE = re.compile(r"(?<![A-Za-z_])(Redis|StrictRedis|ConnectionPool|Sentinel)(\.from_url)?\(")
+
+
+def test_no_redis_client_is_made_outside_herald_redis_clients() -> None:
+    """Every Redis client of Herald's code comes from herald.redis_clients, so Sentinel reaches all of them."""
+    root = Path(__file__).resolve().parents[2]
+    made_elsewhere = []
+    for folder in ("platform/herald", "tenants", "notifications", "billing", "portal"):
+        for path in (root / folder).rglob("*.py"):
+            if path.name == "redis_clients.py" or "migrations" in path.parts:
+                continue
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if _MADE_HERE.search(line) and not line.lstrip().startswith("#"):
+                    made_elsewhere.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    assert made_elsewhere == [], made_elsewhere
+    # The pattern finds what it must (so an empty list above means something).
+    assert _MADE_HERE.search("client = aioredis.Redis.from_url(url)")
+    assert _MADE_HERE.search("redis.Redis(connection_pool=pool)")
+    assert not _MADE_HERE.search("EmbeddedRedis(root)") and not _MADE_HERE.search("RedisSentinel(")
