@@ -33,7 +33,7 @@ def _sentinel() -> RedisSentinel | None:
 
 
 def redis_sync(*, socket_timeout: float, socket_connect_timeout: float | None = None) -> redis.Redis:
-    """A client of the Redis master, for sync code; the caller closes it (its pool goes with it)."""
+    """A client of the Redis master, for sync code; closing it closes its pool too."""
     options: dict[str, Any] = {
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": socket_connect_timeout or socket_timeout,
