@@ -34,6 +34,7 @@ from django.conf import settings
 from billing.plans import Plan, plan_for
 from billing.usage import frozen_before, month_start, period_resets_at
 from herald.problems import Problem
+from herald.redis_clients import redis_async
 from notifications.sending import SendCheck, SendCommitted
 
 logger = logging.getLogger(__name__)
@@ -174,9 +175,7 @@ class QuotaStep:
         loop = asyncio.get_running_loop()
         client = self._redis.get(loop)
         if client is None:
-            import redis.asyncio as aioredis
-
-            client = aioredis.Redis.from_url(str(settings.REDIS_URL), socket_timeout=1.0, socket_connect_timeout=1.0)
+            client = redis_async(socket_timeout=1.0)
             self._redis[loop] = client
         return client
 

@@ -22,7 +22,8 @@ import time
 from typing import Any
 
 import redis
-from django.conf import settings
+
+from herald.redis_clients import redis_async, redis_sync
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +59,7 @@ class _Reporter:
         self.client: Any = None
 
     async def run(self) -> None:
-        import redis.asyncio as aioredis
-
-        self.client = aioredis.Redis.from_url(str(settings.REDIS_URL), socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.client = redis_async(socket_timeout=2.0)
         while True:
             await asyncio.sleep(REPORT_EVERY)
             try:
@@ -107,7 +106,7 @@ def presence_watch() -> None:
 
 def sockets_open(*, organization_id: int, subscriber_pk: int) -> int | None:
     """The subscriber's open sockets across all processes (up to REPORT_EVERY old); None if Redis is down."""
-    client = redis.Redis.from_url(str(settings.REDIS_URL), socket_timeout=1.0, socket_connect_timeout=1.0)
+    client = redis_sync(socket_timeout=1.0)
     try:
         fields: dict[bytes, bytes] = client.hgetall(presence_key(organization_id, subscriber_pk))  # type: ignore[assignment]
     except redis.RedisError:

@@ -33,6 +33,7 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
+from herald.redis_clients import redis_async, redis_sync
 from tenants.models import ApiKey
 from tenants.plans import plan_rate
 
@@ -147,7 +148,7 @@ def refusal_active(identity: str) -> Refusal | None:
 @lru_cache(maxsize=1)
 def redis_client() -> redis.Redis:
     """One client (and connection pool) per process."""
-    return redis.Redis.from_url(str(settings.REDIS_URL), socket_timeout=1.0, socket_connect_timeout=1.0)
+    return redis_sync(socket_timeout=1.0)
 
 
 @lru_cache(maxsize=1)
@@ -241,9 +242,7 @@ def _decision(limits_rate: float, burst: int, window: int, allowed: int, remaini
 
 @lru_cache(maxsize=1)
 def _async_script() -> Any:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(str(settings.REDIS_URL), socket_timeout=1.0, socket_connect_timeout=1.0)
+    client = redis_async(socket_timeout=1.0)
     return client.register_script(_SCRIPT)
 
 

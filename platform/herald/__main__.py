@@ -24,12 +24,15 @@ def embedded_services_refusal() -> str | None:
     environment = os.environ.get("HERALD_ENV") or "development"
     if environment in EMBEDDED_ENVIRONMENTS:
         return None
-    missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
+    missing = [] if os.environ.get("DATABASE_URL") else ["DATABASE_URL"]
+    if not (os.environ.get("REDIS_URL") or os.environ.get("HERALD_REDIS_SENTINELS")):
+        missing.append("REDIS_URL")
     if not missing:
         return None
     return (
         f"herald: {' and '.join(missing)} must be set when HERALD_ENV={environment} "
-        "(embedded PostgreSQL and Redis run only in development and test)"
+        "(embedded PostgreSQL and Redis run only in development and test; Redis may also be named by "
+        "HERALD_REDIS_SENTINELS)"
     )
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 import fasteners
 import psutil
 
+from herald.env import redis_configured
+
 logger = logging.getLogger(__name__)
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -227,7 +229,7 @@ def ensure_services(*, quiet: bool = False) -> EmbeddedServices | None:
     servers when the process exits, unless another process still uses them.
     """
     want_pg = not os.environ.get("DATABASE_URL")
-    want_redis = not os.environ.get("REDIS_URL")
+    want_redis = not redis_configured()
     if not (want_pg or want_redis):
         return None
     services = EmbeddedServices(data_dir())

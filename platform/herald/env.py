@@ -112,3 +112,105 @@ def check_redis_url(name: str, value: str) -> str:
     if parts.scheme != "unix" and not parts.hostname:
         raise ImproperlyConfigured(f"{name} must name a host, got {value!r}")
     return value
+
+
+def parse_host_ports(name: str, value: str, *, default_port: int) -> list[tuple[str, int]]:
+    """`host:port,host2:port` (a bare host gets `default_port`; IPv6 as `[::1]:26379`) as (host, port) pairs."""
+    pairs: list[tuple[str, int]] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        parts = urlsplit(f"//{item}")
+        try:
+            port = parts.port or default_port
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} has an invalid port in {item!r}") from None
+        if not parts.hostname or parts.path or parts.query or parts.username:
+            raise ImproperlyConfigured(f"{name} must be host:port pairs separated by commas, got {item!r}")
+        pairs.append((parts.hostname, port))
+    if not pairs:
+        raise ImproperlyConfigured(f"{name} must name at least one host:port")
+    return pairs
+
+
+@dataclass(frozen=True)
+class RedisSentinel:
+    """Where Sentinel is asked for the Redis master, and how to sign in to the master it names."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master_name: str
+    db: int
+    username: str | None
+    password: str | None
+    sentinel_password: str | None
+
+    def master_kwargs(self) -> dict[str, object]:
+        """Connection options for the master (redis-py / channels-redis), without the sentinels' own."""
+        options: dict[str, object] = {"db": self.db}
+        if self.username:
+            options["username"] = self.username
+        if self.password:
+            options["password"] = self.password
+        return options
+
+    def sentinel_kwargs(self, *, socket_timeout: float) -> dict[str, object]:
+        """Options for the connections to the sentinels themselves: short timeouts, their own password."""
+        options: dict[str, object] = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
+        if self.sentinel_password:
+            options["password"] = self.sentinel_password
+        return options
+
+    def url(self) -> str:
+        """A redis:// URL naming the master by its Sentinel name (redis-rb's and django-redis's convention);
+        never connected to directly: herald.redis_clients asks the sentinels."""
+        return f"redis://{self.master_name}/{self.db}"
+
+
+def parse_redis_sentinel(
+    *, sentinels: str, master_name: str | None, redis_url: str | None, sentinel_password: str | None
+) -> RedisSentinel:
+    """HERALD_REDIS_SENTINELS and HERALD_REDIS_SENTINEL_MASTER, with REDIS_URL (optional beside them) giving the
+    master's password and database: `redis://:password@<master name>/<db>`, its host the master's name."""
+    hosts = parse_host_ports("HERALD_REDIS_SENTINELS", sentinels, default_port=26379)
+    username = password = None
+    db = 0
+    url_master = None
+    if redis_url:
+        parts = urlsplit(redis_url)
+        if parts.scheme != "redis":
+            raise ImproperlyConfigured(
+                "With HERALD_REDIS_SENTINELS, REDIS_URL must be redis://[:password@]<master name>/<db> "
+                f"(TLS and unix sockets are not supported through Sentinel), got scheme {parts.scheme!r}"
+            )
+        # The master's name as written (urlsplit's hostname is lower-cased; Sentinel names are not).
+        url_master = parts.netloc.rpartition("@")[2].partition(":")[0] or None
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password else None
+        path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise ImproperlyConfigured(f"REDIS_URL's database must be a number, got {path!r}")
+        db = int(path or 0)
+    name = (master_name or "").strip() or url_master
+    if not name:
+        raise ImproperlyConfigured(
+            "HERALD_REDIS_SENTINELS needs the master's name: set HERALD_REDIS_SENTINEL_MASTER "
+            "(or REDIS_URL=redis://<master name>/0)"
+        )
+    if url_master and url_master != name:
+        raise ImproperlyConfigured(
+            f"REDIS_URL names master {url_master!r} but HERALD_REDIS_SENTINEL_MASTER is {name!r}: with Sentinel, "
+            "REDIS_URL's host is the master's name (the sentinels give its address)"
+        )
+    return RedisSentinel(
+        sentinels=tuple(hosts),
+        master_name=name,
+        db=db,
+        username=username,
+        password=password,
+        sentinel_password=sentinel_password or None,
+    )
+
+
+def redis_configured() -> bool:
+    """REDIS_URL or HERALD_REDIS_SENTINELS is set: Herald has a Redis of its own, no embedded one."""
+    return bool(os.environ.get("REDIS_URL") or os.environ.get("HERALD_REDIS_SENTINELS"))

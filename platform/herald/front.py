@@ -197,10 +197,9 @@ class _RedisHolder:
 
     def get(self) -> Any:
         if self.client is None:
-            import redis.asyncio as aioredis
-            from django.conf import settings
+            from herald.redis_clients import redis_async
 
-            self.client = aioredis.Redis.from_url(str(settings.REDIS_URL), socket_timeout=1.0)
+            self.client = redis_async(socket_timeout=1.0)
         return self.client
 
 

@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 import psycopg
-import redis.asyncio as aioredis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from herald.metrics import metrics_text
+from herald.redis_clients import redis_async
 
 PROBE_TIMEOUT = 2.0
 
@@ -43,7 +43,7 @@ async def _database_ok() -> None:
 
 
 async def _redis_ok() -> None:
-    client = aioredis.from_url(settings.REDIS_URL, socket_timeout=PROBE_TIMEOUT, socket_connect_timeout=PROBE_TIMEOUT)
+    client = redis_async(socket_timeout=PROBE_TIMEOUT)
     try:
         await client.ping()
     finally:

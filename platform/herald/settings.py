@@ -9,11 +9,22 @@ DATABASE_URL / REDIS_URL before this module is read when they are unset.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from herald.devservices import data_dir
-from herald.env import check_redis_url, env_bool, env_int, env_list, env_str, env_url, parse_database_url
+from herald.env import (
+    RedisSentinel,
+    check_redis_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+    parse_database_url,
+    parse_redis_sentinel,
+)
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -83,13 +94,31 @@ DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 # --- redis, cache, channel layer -------------------------------------------
 
+# Either REDIS_URL names the one Redis, or Sentinel names its master (docs/scaling.md, "Sentinel"):
+# HERALD_REDIS_SENTINELS=host:26379,host2:26379 and HERALD_REDIS_SENTINEL_MASTER=mymaster, with REDIS_URL
+# optional beside them for the master's password and database (redis://:password@mymaster/0: its host is the
+# master's name, as redis-rb and django-redis write it). Every Redis client of Herald's own comes from
+# herald.redis_clients, which asks the sentinels; the cache and the channel layer are configured for them below.
 _redis_url = env_str("REDIS_URL")
-if not _redis_url:
-    raise ImproperlyConfigured(
-        "REDIS_URL is not set. Run Herald through the `herald` command (it starts an embedded Redis "
-        "when REDIS_URL is unset) or set REDIS_URL=redis://host:6379/0"
+_sentinels = env_str("HERALD_REDIS_SENTINELS")
+REDIS_SENTINEL: RedisSentinel | None = None
+if _sentinels:
+    REDIS_SENTINEL = parse_redis_sentinel(
+        sentinels=_sentinels,
+        master_name=env_str("HERALD_REDIS_SENTINEL_MASTER"),
+        redis_url=_redis_url,
+        sentinel_password=env_str("HERALD_REDIS_SENTINEL_PASSWORD"),
     )
-REDIS_URL = check_redis_url("REDIS_URL", _redis_url)
+    REDIS_URL = REDIS_SENTINEL.url()
+else:
+    if env_str("HERALD_REDIS_SENTINEL_MASTER"):
+        raise ImproperlyConfigured("HERALD_REDIS_SENTINEL_MASTER is set but HERALD_REDIS_SENTINELS is not")
+    if not _redis_url:
+        raise ImproperlyConfigured(
+            "REDIS_URL is not set. Run Herald through the `herald` command (it starts an embedded Redis "
+            "when REDIS_URL is unset) or set REDIS_URL=redis://host:6379/0 (or HERALD_REDIS_SENTINELS)"
+        )
+    REDIS_URL = check_redis_url("REDIS_URL", _redis_url)
 
 CACHES = {
     "default": {
@@ -98,6 +127,8 @@ CACHES = {
         # Keys carry the active schema, so one tenant never reads another's entry.
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+        # Through Sentinel, a pool that asks the sentinels for the master (LOCATION only names it).
+        "OPTIONS": {"pool_class": "herald.redis_clients.SentinelCachePool"} if REDIS_SENTINEL else {},
     }
 }
 
@@ -120,9 +151,22 @@ CACHES = {
 HERALD_CHANNEL_LAYER = env_str("HERALD_CHANNEL_LAYER", "pubsub") or "pubsub"
 # The channel layer over several Redis servers (docs/scaling.md): each group (and channel) lives on one of them,
 # chosen by a consistent hash of its name, the same in every process. Default: REDIS_URL alone.
-HERALD_CHANNEL_HOSTS = [
-    check_redis_url("HERALD_CHANNEL_REDIS_URLS", url) for url in env_list("HERALD_CHANNEL_REDIS_URLS", [REDIS_URL])
-]
+# Through Sentinel (and no HERALD_CHANNEL_REDIS_URLS), one host: channels-redis's own Sentinel form, whose pool
+# asks the sentinels for the master on every new connection, so the layer follows a failover by itself.
+HERALD_CHANNEL_HOSTS: list[Any]
+if REDIS_SENTINEL and env_str("HERALD_CHANNEL_REDIS_URLS") is None:
+    HERALD_CHANNEL_HOSTS = [
+        {
+            "sentinels": list(REDIS_SENTINEL.sentinels),
+            "master_name": REDIS_SENTINEL.master_name,
+            "sentinel_kwargs": REDIS_SENTINEL.sentinel_kwargs(socket_timeout=1.0),
+            **REDIS_SENTINEL.master_kwargs(),
+        }
+    ]
+else:
+    HERALD_CHANNEL_HOSTS = [
+        check_redis_url("HERALD_CHANNEL_REDIS_URLS", url) for url in env_list("HERALD_CHANNEL_REDIS_URLS", [REDIS_URL])
+    ]
 if HERALD_CHANNEL_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {

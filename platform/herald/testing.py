@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from herald.devservices import EmbeddedServices, data_dir, reap_stale_test_services
+from herald.env import redis_configured
 
 _services: EmbeddedServices | None = None
 
@@ -27,7 +28,7 @@ def pytest_load_initial_conftests(early_config: Any, parser: Any, args: list[str
     os.environ.setdefault("HERALD_SPARE_SCHEMAS", "0")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings")
     want_pg = not os.environ.get("DATABASE_URL")
-    want_redis = not os.environ.get("REDIS_URL")
+    want_redis = not redis_configured()
     if want_pg or want_redis:
         # A run killed earlier left its servers behind: stop them before starting ours.
         reap_stale_test_services(data_dir())
