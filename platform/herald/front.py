@@ -242,11 +242,11 @@ async def api_key_resolve_async(token: str, client: str | None = None) -> Resolv
     if key_recently_unknown(hashed):
         return None  # no query, no thread: refused requests never queue ahead of others
     resolved: ResolvedKey | None = None
-    cache_answered = False
+    no_entry = False  # the shared cache answered and holds nothing for this key (not even a recent change)
     try:
         # The entry api_key_resolve caches, in the public schema.
         raw = await _redis.get().get(tenant_cache_key(f"apikey:{hashed}", schema_name="public"))
-        cache_answered = True
+        no_entry = raw is None
         if raw is not None:
             cached = cache_value_decode(raw)
             if isinstance(cached, ResolvedKey):
@@ -254,7 +254,7 @@ async def api_key_resolve_async(token: str, client: str | None = None) -> Resolv
     except Exception:  # noqa: BLE001 - fall back to the sync path, which reads the database
         logger.warning("key cache unavailable")  # no traceback: one a request while Redis is away
     if resolved is None:
-        if client is not None and cache_answered:
+        if client is not None and no_entry:
             _lookup_allowed(client)
         resolved = await sync_to_async(_resolve_and_release, thread_sensitive=False)(token)
         if resolved is None:
@@ -270,7 +270,9 @@ async def api_key_resolve_async(token: str, client: str | None = None) -> Resolv
 def _lookup_allowed(client: str) -> None:
     """Take a token from `client`'s bucket of key lookups in the database, or raise 429: a flood of made-up keys,
     each with a valid checksum, would otherwise cost a query each. Keys in the shared cache never get here (a
-    live key is cached there for a minute after its first lookup), nor does anything while Redis is away."""
+    live key is cached there for a minute after its first lookup), nor do keys revoked or rolled in the last
+    minute (their entry marks the change, and each of their requests reads the database meanwhile), nor does
+    anything while Redis is away."""
     identity = unknown_key_identity(client)
     refusal = refusal_active(identity)
     decision = refusal.decision if refusal is not None else unknown_key_take(client)

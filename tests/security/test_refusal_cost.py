@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import httpx
 import pytest
 
-from tenants.keys import key_generate
-from tenants.models import Organization
+from tenants.keys import key_generate, key_hash
+from tenants.models import ApiKey, Organization
 from tenants.ratelimit import redis_client
+from tenants.services import api_key_roll
 from tests.conftest import Org
 from tests.security.support import problem_of
 from tests.servers import HeraldServer
@@ -96,3 +98,16 @@ def test_a_flood_over_the_limit_is_refused_without_a_redis_round_trip_each(
     # and the few Redis refused), not one per refusal: before, each refusal after the key's next token was due
     # cost one. Other script calls of the server (none on these routes) would only raise `calls`.
     assert calls <= accepted + 1 + refused // 4, (calls, accepted, refused)
+
+
+def test_a_key_rolled_moments_ago_is_not_limited_as_unknown(strict_server: HeraldServer, acme: Org) -> None:
+    # For a minute after a roll the old key's cache entry marks the change and every request of it reads the
+    # database: those lookups are of a key that exists, and must not spend the address's unknown-key budget.
+    with httpx.Client(base_url=strict_server.url, timeout=30) as http:
+        assert _send(http, acme.secret_key).status_code == 202
+        row = ApiKey.objects.get(key_hash=key_hash(acme.secret_key))
+        issued = api_key_roll(api_key=row, grace=timedelta(minutes=5))
+        old = [_send(http, acme.secret_key).status_code for _ in range(20)]  # burst 5: would be 429 from the 6th
+        new = [_send(http, issued.key).status_code for _ in range(3)]
+    assert old == [202] * 20, old
+    assert new == [202] * 3, new
