@@ -82,6 +82,13 @@ KEY_PATTERN = pattern_describe(
 CATEGORY_PATTERN = pattern_describe(
     r"^[A-Za-z0-9_.:-]{0,100}$", "may contain only letters, digits and `_` `.` `:` `-` (up to 100 characters)"
 )
+# An action URL: empty, or http(s)://<authority> then a path, query or fragment; no spaces or control characters.
+# The authority takes RFC 3986's characters (an IDN host in its xn-- form): urlsplit refuses some others (an
+# unclosed `[`, characters NFKC folds into `/?#@`), so this is the whole rule and the document states all of it.
+ACTION_URL_PATTERN = pattern_describe(
+    r"^(?:[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=:@-]+(?:[/?#][^\x00-\x20\x7f]*)?)?$",
+    "action_url must be an http or https URL",
+)
 MAX_DATA_BYTES = 32 * 1024
 
 SubscriberId = Annotated[str, Field(pattern=SUBSCRIBER_ID_PATTERN, min_length=1, max_length=SUBSCRIBER_ID_MAX_LENGTH)]
@@ -125,9 +132,26 @@ class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+# What the document says of an email field: an address (as Django's validator takes it), "" to clear, or null.
+_EMAIL_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string", "format": "email", "maxLength": 254}, {"const": ""}, {"type": "null"}]
+}
+
+
+def _given(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+# "Exactly one audience" in the document's words: exactly one of to / topic / broadcast given and not null
+# (null counts as not given), and broadcast, when given, true.
+_ONE_AUDIENCE: dict[str, Any] = {"oneOf": [_given("to"), _given("topic"), _given("broadcast")]}
+
+
 class SubscriberIn(Strict):
     name: str | None = Field(None, max_length=255)
-    email: str | None = Field(None, max_length=254, description="empty string to clear")
+    email: str | None = Field(
+        None, max_length=254, description="empty string to clear", json_schema_extra=_EMAIL_SCHEMA
+    )
     locale: str | None = Field(None, max_length=35, pattern=r"^[A-Za-z0-9_-]{0,35}$")
     data: dict[str, Any] | None = Field(None, description="custom JSON object, up to 32 KiB")
 
@@ -218,14 +242,22 @@ class TopicSubscribersAdded(Out):
 class NotificationIn(Strict):
     """Exactly one audience (`to`, `topic` or `broadcast: true`), and the content."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_AUDIENCE)
+
     to: list[SubscriberId] | None = Field(
         None, min_length=1, max_length=1000, description="subscriber ids; unknown ids are created"
     )
     topic: TopicKey | None = None
-    broadcast: StrictBool | None = Field(None, description="true: every subscriber of the organisation")
+    broadcast: StrictBool | None = Field(
+        None,
+        description="true: every subscriber of the organisation",
+        json_schema_extra={"anyOf": [{"const": True}, {"type": "null"}]},
+    )
     title: str = Field(..., min_length=1, max_length=500)
     body: str = Field("", max_length=10_000)
-    action_url: str = Field("", max_length=2048, description="http(s) URL opened when the item is clicked")
+    action_url: str = Field(
+        "", max_length=2048, pattern=ACTION_URL_PATTERN, description="http(s) URL opened when the item is clicked"
+    )
     category: Category = Field("", description="subscribers may opt out of a category")
     data: dict[str, Any] = Field(default_factory=dict, description="custom JSON object, up to 32 KiB")
 
@@ -401,7 +433,10 @@ class ReadAllOut(Out):
 
 class PreferencesIn(Strict):
     categories: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")], StrictBool] = Field(
-        ..., max_length=100, description="category -> enabled; false opts the subscriber out of it"
+        ...,
+        max_length=100,
+        description="category -> enabled; false opts the subscriber out of it",
+        json_schema_extra={"additionalProperties": False},  # a key outside the pattern is refused
     )
 
 

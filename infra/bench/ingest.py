@@ -104,10 +104,17 @@ def build_request(path: str, key: str, body: dict | None, method: str = "POST") 
 
 
 async def load(
-    port: int, raw: bytes | list[bytes], concurrency: int, seconds: float, expect: int
+    port: int,
+    raw: bytes | list[bytes],
+    concurrency: int,
+    seconds: float,
+    expect: int | tuple[int, ...],
+    rotate: bool = False,
 ) -> tuple[int, list[float], int]:
-    """Send `raw` from `concurrency` clients for `seconds` (a list: client i sends raw[i % len]); (answers,
-    latencies, unexpected statuses)."""
+    """Send `raw` from `concurrency` clients for `seconds` (a list: client i sends raw[i % len], or with `rotate`
+    the clients walk the whole list, each request the next one); (answers, latencies, unexpected statuses)."""
+    expected = expect if isinstance(expect, tuple) else (expect,)
+    walk = iter(range(10**12))
     latencies: list[float] = []
     bad = 0
     deadline = time.perf_counter() + seconds
@@ -118,10 +125,12 @@ async def load(
         conn = await Connection.open(port)
         try:
             while time.perf_counter() < deadline:
+                if rotate and isinstance(raw, list):
+                    mine = raw[next(walk) % len(raw)]
                 start = time.perf_counter()
                 status, _ = await conn.request(mine)
                 latencies.append(time.perf_counter() - start)
-                if status != expect:
+                if status not in expected:
                     bad += 1
         finally:
             conn.close()
@@ -157,6 +166,8 @@ def setup() -> tuple[str, dict[str, str]]:
         other = organization_create(name=name, slug=f"{name}-{uuid.uuid4().hex[:6]}")
         Organization.objects.filter(pk=other.pk).update(plan=plan)
         others[name] = api_key_create(organization=other, kind="secret", name="bench").key
+        if name == "noisy":  # the widget's bad-proof flood names this organisation's publishable key
+            others["noisy-pk"] = api_key_create(organization=other, kind="publishable", name="bench").key
     return key, others
 
 
@@ -225,10 +236,40 @@ def cpu_note(meter: CpuMeter, before: tuple[float, float], units: int, unit: str
     return note
 
 
-def noise_run(port: int, raw: bytes, concurrency: int, seconds: float, expect: int) -> tuple[int, int, float]:
+UNKNOWN_KEYS = "unknown secret keys"  # noise_run builds them itself: a new well-formed key each request
+
+
+def unknown_key_requests(count: int) -> list[bytes]:
+    """Sends with `count` distinct unknown secret keys, each with a valid checksum (CRC32 is no secret: anyone
+    can make them), so only a lookup can tell that they are unknown."""
+    from tenants.keys import key_generate
+
+    body = {"to": ["noisy-user"], "title": "Noisy"}
+    return [build_request("/v1/notifications", key_generate("secret"), body) for _ in range(count)]
+
+
+def bad_proof_request(publishable_key: str) -> bytes:
+    """A widget read with a wrong subscriber hash (answered 401, then 429 once the address's bad-proof bucket is
+    empty)."""
+    return (
+        "GET /v1/inbox/unread-count HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"X-Herald-Publishable-Key: {publishable_key}\r\nX-Herald-Subscriber: noisy-user\r\n"
+        f"X-Herald-Subscriber-Hash: {'0' * 64}\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def noise_run(
+    port: int, raw: bytes | str, concurrency: int, seconds: float, expect: int | tuple[int, ...]
+) -> tuple[int, int, float]:
     """`load` in a process of its own: (answers, unexpected statuses, CPU seconds this process used)."""
     started = time.process_time()
-    answered, _, bad = asyncio.run(load(port, raw, concurrency, seconds, expect))
+    if raw == UNKNOWN_KEYS:
+        requests: bytes | list[bytes] = unknown_key_requests(25_000)
+        started = time.process_time()
+        answered, _, bad = asyncio.run(load(port, requests, concurrency, seconds, expect, rotate=True))
+    else:
+        assert isinstance(raw, bytes)
+        answered, _, bad = asyncio.run(load(port, raw, concurrency, seconds, expect))
     return answered, bad, time.process_time() - started
 
 
@@ -246,13 +287,18 @@ async def isolation(port: int, key: str, others: dict[str, str], seconds: float,
     noisy_free = build_request("/v1/notifications", others["noisy"], {"to": ["noisy-user"], "title": "Noisy"})
     noisy_free_list = build_request("/v1/subscribers", others["noisy"], None, "GET")
     noisy_paid = build_request("/v1/notifications", key, {"to": ["bench-user"], "title": "Noisy"})
+    noisy_unknown_one = unknown_key_requests(1)[0]
+    noisy_bad_proof = bad_proof_request(others["noisy-pk"])
     await load(port, quiet, 1, 1.0, 202)
     await load(port, quiet_read, 1, 1.0, 200)
     print("Isolation: organisation Q at concurrency 1 while organisation N hammers (Q p50 / p99):")
     send, read = ("sends", quiet, 202), ("reads", quiet_read, 200)
-    cases: list[tuple[str, tuple[str, bytes, int], bytes | None, int, int]] = [
+    cases: list[tuple[str, tuple[str, bytes, int], bytes | str | None, int, int | tuple[int, ...]]] = [
         ("Q sends, alone", send, None, 0, 202),
         ("Q sends, N sends on Free (50/s) at c64, ~all 429", send, noisy_free, 64, 429),
+        ("Q sends, one unknown secret key at c64, all 401", send, noisy_unknown_one, 64, 401),
+        ("Q sends, a new unknown secret key each at c64, all 401", send, UNKNOWN_KEYS, 64, 401),
+        ("Q sends, N's widget with bad proofs at c64, 401/429", send, noisy_bad_proof, 64, (401, 429)),
         ("Q sends, N sends on Enterprise at c16, all 202", send, noisy_paid, 16, 202),
         ("Q reads a subscriber, alone", read, None, 0, 200),
         ("Q reads, N lists on Free (50/s) at c64, ~all 429", read, noisy_free_list, 64, 429),
@@ -260,7 +306,12 @@ async def isolation(port: int, key: str, others: dict[str, str], seconds: float,
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         await loop.run_in_executor(pool, time.sleep, 0)  # the process started before anything is timed
+        alone_p99: dict[str, float] = {}
         for label, (unit, q_raw, q_expect), raw, concurrency, expect in cases:
+            if raw is not None and unit in alone_p99:
+                # Q alone again just before: the machine is shared, so each ratio is against its neighbour.
+                _, latencies, _ = await load(port, q_raw, 1, seconds, q_expect)
+                alone_p99[unit] = percentile(latencies, 99)
             before = meter.sample()
             noise = (
                 loop.run_in_executor(pool, noise_run, port, raw, concurrency, seconds + 1.0, expect) if raw else None
@@ -273,6 +324,11 @@ async def isolation(port: int, key: str, others: dict[str, str], seconds: float,
                 f"p99 {percentile(latencies, 99) * 1000:6.1f} ms   ({count} {unit}"
                 f"{f', {bad} NOT {q_expect}' if bad else ''})"
             )
+            p99 = percentile(latencies, 99)
+            if noise is None:
+                alone_p99[unit] = p99
+            else:
+                line += f"  = {p99 / alone_p99[unit]:.1f}x alone (p99 {alone_p99[unit] * 1000:.1f} ms just before)"
             if noise:
                 answered, other, generator_cpu = await noise
                 line += (
@@ -484,6 +540,7 @@ def main() -> int:
     parser.add_argument("--quotas", action="store_true", help="only compare sends with quotas off and on")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-isolation", action="store_true", help="leave out the (long) isolation phase")
+    parser.add_argument("--isolation-only", action="store_true", help="only the isolation phase")
     args = parser.parse_args()
     if args.quotas:
         from infra.bench.common import django_on_fresh_services
@@ -519,9 +576,10 @@ def main() -> int:
     try:
         os.system("uptime")  # noqa: S605, S607 - how busy the machine was
         meter = CpuMeter(server.pid, os.environ["DATABASE_URL"])
-        floor_rps = asyncio.run(floor(args.workers, args.seconds))
-        asyncio.run(run(port, key, args.seconds, meter))
-        asyncio.run(subscribers(port, key, args.seconds, meter, floor_rps))
+        if not args.isolation_only:
+            floor_rps = asyncio.run(floor(args.workers, args.seconds))
+            asyncio.run(run(port, key, args.seconds, meter))
+            asyncio.run(subscribers(port, key, args.seconds, meter, floor_rps))
         if not args.skip_isolation:
             asyncio.run(isolation(port, key, others, args.seconds, meter))
     finally:

@@ -24,7 +24,6 @@ import asyncio
 import hmac
 import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +54,8 @@ from tenants.ratelimit import (
     refusal_active,
     refusal_pending,
     refusal_remember,
+    unknown_key_identity,
+    unknown_key_take,
 )
 from tenants.resolve import (
     PUBLISHABLE_KEY_HEADER,
@@ -91,9 +92,11 @@ SECRET_PATH_PREFIXES = ("/v1/subscribers", "/v1/topics", "/v1/notifications", "/
 WIDGET_PATH_PREFIX = "/v1/inbox"  # the widget API: refused publishable keys answered here too
 FRONT_SCOPE_KEY = "herald.front"  # where the FrontContext travels in the ASGI scope, for Django
 
-# A key the token bucket refused that comes back before its Retry-After: its 429 also waits until that token,
-# at most _REFUSED_DELAY seconds, so a client retrying in a loop slows itself down rather than the server
-# (with 64 connections looping on a Free-plan key, ~3,000 answers/s instead of ~12,000: infra/bench/ingest.py).
+# A 429 (the bucket's, or remembered until the key's next token), or a key this process found unknown moments
+# ago: the answer waits _REFUSED_DELAY seconds, so a client retrying in a loop slows itself down rather than the
+# server (Retry-After is at least a second, so a client that honours it loses nothing). Waiting only until the
+# key's next token (20 ms on Free) let 64 looping connections make ~3,000 answers/s and another organisation's
+# p99 triple; unknown keys answered at once, ~5,500/s (infra/bench/ingest.py's isolation phase).
 _REFUSED_DELAY = 0.1
 
 
@@ -191,6 +194,11 @@ async def _discard_body(receive: Any) -> None:
 # --- keys ------------------------------------------------------------------------------------
 
 
+class SlowRefusal(Problem):
+    """A refusal the front answers after _REFUSED_DELAY: an empty bucket, a key found unknown moments ago, an
+    address that looked up too many keys (a client told so is told again no faster than that)."""
+
+
 @dataclass
 class _RedisHolder:
     client: Any = None
@@ -206,8 +214,9 @@ class _RedisHolder:
 _redis = _RedisHolder()
 
 
-async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
-    """tenants.resolve.request_secret_key for the event loop: the key cache read with async Redis."""
+async def secret_key_resolve(authorization: str | None, client: str | None = None) -> ResolvedKey:
+    """tenants.resolve.request_secret_key for the event loop: the key cache read with async Redis (`client`, the
+    caller's address: its unknown keys are limited)."""
     if not authorization:
         raise Problem("authentication-required")
     scheme, _, token = authorization.strip().partition(" ")
@@ -215,13 +224,15 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
     if scheme.lower() != "bearer" or not token:
         raise Problem("authentication-required", "Authorization must be `Bearer <key>`")
     secret_key_shape_check(token)
-    resolved = await api_key_resolve_async(token)
+    if key_kind(token) is not None and key_recently_unknown(key_hash(token)):
+        raise SlowRefusal("invalid-api-key")
+    resolved = await api_key_resolve_async(token, client)
     if resolved is None or resolved.kind != "secret":
         raise Problem("invalid-api-key")
     return resolved
 
 
-async def api_key_resolve_async(token: str) -> ResolvedKey | None:
+async def api_key_resolve_async(token: str, client: str | None = None) -> ResolvedKey | None:
     """tenants.resolve.api_key_resolve for the event loop: the key cache read with async Redis, the database (in
     a worker thread, never the shared database_sync_to_async one) only on a miss; None when not live."""
     if key_kind(token) is None:
@@ -230,9 +241,11 @@ async def api_key_resolve_async(token: str) -> ResolvedKey | None:
     if key_recently_unknown(hashed):
         return None  # no query, no thread: refused requests never queue ahead of others
     resolved: ResolvedKey | None = None
+    no_entry = False  # the shared cache answered and holds nothing for this key (not even a recent change)
     try:
         # The entry api_key_resolve caches, in the public schema.
         raw = await _redis.get().get(tenant_cache_key(f"apikey:{hashed}", schema_name="public"))
+        no_entry = raw is None
         if raw is not None:
             cached = cache_value_decode(raw)
             if isinstance(cached, ResolvedKey):
@@ -240,6 +253,8 @@ async def api_key_resolve_async(token: str) -> ResolvedKey | None:
     except Exception:  # noqa: BLE001 - fall back to the sync path, which reads the database
         logger.warning("key cache unavailable")  # no traceback: one a request while Redis is away
     if resolved is None:
+        if client is not None and no_entry:
+            _lookup_allowed(client)
         resolved = await sync_to_async(_resolve_and_release, thread_sensitive=False)(token)
         if resolved is None:
             return None
@@ -249,6 +264,20 @@ async def api_key_resolve_async(token: str) -> ResolvedKey | None:
         return None
     log_organization(resolved.organization_id)
     return resolved
+
+
+def _lookup_allowed(client: str) -> None:
+    """Take a token from `client`'s bucket of key lookups in the database, or raise 429: a flood of made-up keys,
+    each with a valid checksum, would otherwise cost a query each. Keys in the shared cache never get here (a
+    live key is cached there for a minute after its first lookup), nor do keys revoked or rolled in the last
+    minute (their entry marks the change, and each of their requests reads the database meanwhile), nor does
+    anything while Redis is away."""
+    identity = unknown_key_identity(client)
+    refusal = refusal_active(identity)
+    decision = refusal.decision if refusal is not None else unknown_key_take(client)
+    if not decision.allowed:
+        refusal_remember(identity, decision)
+        raise SlowRefusal("rate-limited", "Too many unknown keys from this address", headers=decision.headers())
 
 
 def _resolve_and_release(token: str) -> ResolvedKey | None:
@@ -261,23 +290,28 @@ def _resolve_and_release(token: str) -> ResolvedKey | None:
         connection.close()
 
 
-async def _key_and_token(authorization: str | None) -> tuple[ResolvedKey, RateDecision, bool]:
+def _client(scope: dict[str, Any]) -> str:
+    client = scope.get("client") or ("", 0)
+    return str(client[0])
+
+
+async def _key_and_token(authorization: str | None, client: str) -> tuple[ResolvedKey, RateDecision, bool]:
     """The secret key and a token from its bucket (and whether to touch last_used_at); a Problem when either is
     refused (a refused key remembered until its next token)."""
-    key = await secret_key_resolve(authorization)
+    key = await secret_key_resolve(authorization, client)
     decision, touch = await rate_limit_take_async(api_key_id=key.api_key_id, plan=key.plan)
     if not decision.allowed:
         refusal_remember(authorization, decision)
-        raise Problem("rate-limited", headers=decision.headers())
+        raise SlowRefusal("rate-limited", headers=decision.headers())
     return key, decision, touch
 
 
 # --- refusals remembered ------------------------------------------------------------------------
 
 
-async def _refuse(receive: Any, send: Send, refusal: Refusal, answer: _Encoded) -> None:
+async def _refuse(receive: Any, send: Send, answer: _Encoded) -> None:
     await _discard_body(receive)
-    await asyncio.sleep(min(max(0.0, refusal.until - time.monotonic()), _REFUSED_DELAY))
+    await asyncio.sleep(_REFUSED_DELAY)
     await answer.send(send)
 
 
@@ -293,7 +327,7 @@ async def _refused_here(scope: dict[str, Any], receive: Any, send: Send, identit
         answer = refusal.answers[path] = _problem_encoded(
             Problem("rate-limited", headers=decision.headers()), decision, path
         )
-    await _refuse(receive, send, refusal, answer)
+    await _refuse(receive, send, answer)
     return True
 
 
@@ -335,8 +369,8 @@ async def _widget_key_unknown_here(scope: dict[str, Any], receive: Any, send: Se
     key = _widget_key(scope, _headers(scope))
     if not key or not key.startswith("pk_") or not key_recently_unknown(key_hash(key)):
         return False
-    await _discard_body(receive)
-    await _problem_encoded(Problem("invalid-api-key", headers={"Vary": "Origin"}), None, str(scope["path"])).send(send)
+    answer = _problem_encoded(Problem("invalid-api-key", headers={"Vary": "Origin"}), None, str(scope["path"]))
+    await _refuse(receive, send, answer)
     return True
 
 
@@ -360,7 +394,7 @@ async def _widget_refused_here(scope: dict[str, Any], receive: Any, send: Send) 
             cors.update({"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS})
         problem = Problem("rate-limited", headers={**decision.headers(), **cors})
         answer = refusal.answers[f"{path} {origin}"] = _problem_encoded(problem, decision, path)
-    await _refuse(receive, send, refusal, answer)
+    await _refuse(receive, send, answer)
     return True
 
 
@@ -392,9 +426,11 @@ async def _serve_route(route: Route, scope: dict[str, Any], receive: Any, send: 
         return
     decision: RateDecision | None = None
     try:
-        key, decision, touch = await _key_and_token(headers.get("authorization"))
+        key, decision, touch = await _key_and_token(headers.get("authorization"), _client(scope))
         answer = await route(_context(scope, headers, key=key, rate=decision, touch=touch), body)
     except Problem as problem:
+        if isinstance(problem, SlowRefusal):
+            await asyncio.sleep(_REFUSED_DELAY)
         await _problem_encoded(problem, decision, path).send(send)
         return
     except Exception:
@@ -409,12 +445,16 @@ async def _django_context(scope: dict[str, Any], receive: Any, send: Send, heade
     """Resolve the key and take its token for a Django-served server-API request, into the scope's context;
     True when refused (and answered) here. A key that does not resolve goes on to Django, which answers it."""
     try:
-        key, decision, touch = await _key_and_token(headers.get("authorization"))
+        key, decision, touch = await _key_and_token(headers.get("authorization"), _client(scope))
     except Problem as problem:
         if problem.problem_type.slug not in FRONT_REFUSALS:
             return False
-        await _discard_body(receive)
-        await _problem_encoded(problem, None, str(scope["path"])).send(send)
+        answer = _problem_encoded(problem, None, str(scope["path"]))
+        if isinstance(problem, SlowRefusal):
+            await _refuse(receive, send, answer)
+        else:
+            await _discard_body(receive)
+            await answer.send(send)
         return True
     except Exception:  # noqa: BLE001 - Django resolves it again and answers whatever went wrong
         logger.warning("key resolution at the front failed", exc_info=True)

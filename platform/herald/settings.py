@@ -207,6 +207,9 @@ HERALD_WS_REPLAY_LIMIT = env_int("HERALD_WS_REPLAY_LIMIT", 1_000, minimum=1)  # 
 # organisation's budget); over it, 429 from the front until the next token.
 HERALD_BAD_PROOF_RATE = env_int("HERALD_BAD_PROOF_RATE", 2, minimum=1)  # per second, sustained
 HERALD_BAD_PROOF_BURST = env_int("HERALD_BAD_PROOF_BURST", 20, minimum=1)
+# Secret-key lookups in the database (keys not in the shared cache) per client address and process; over it, 429.
+HERALD_UNKNOWN_KEY_RATE = env_int("HERALD_UNKNOWN_KEY_RATE", 5, minimum=1)  # per second, sustained
+HERALD_UNKNOWN_KEY_BURST = env_int("HERALD_UNKNOWN_KEY_BURST", 50, minimum=1)
 # Socket caps, per process (notifications.socket_limits); over any of them the socket closes with 4429.
 HERALD_WS_MAX_PER_KEY = env_int("HERALD_WS_MAX_PER_KEY", 10_000, minimum=1)  # sockets of one publishable key
 HERALD_WS_MAX_PER_SUBSCRIBER = env_int("HERALD_WS_MAX_PER_SUBSCRIBER", 20, minimum=1)  # authenticated, one subscriber
