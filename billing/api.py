@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import Query, Router
 from ninja.decorators import decorate_view
+from pydantic import BeforeValidator
 
 from billing import selectors
 from billing.schemas import UsageOut
@@ -19,6 +21,17 @@ from herald.problems import Problem
 secret = Router(auth=SecretKey(), tags=["server"])
 
 MAX_RANGE_DAYS = 366
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_only(value: object) -> object:
+    """A day is written YYYY-MM-DD, as the document says; pydantic alone would also take `0` as 1970-01-01."""
+    if isinstance(value, str) and not ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_date_only)]
 
 
 @secret.get("/usage", response=UsageOut, summary="Usage, plan and limits", by_alias=True)
@@ -26,9 +39,9 @@ MAX_RANGE_DAYS = 366
 def usage(
     request: HttpRequest,
     start: Annotated[
-        date | None, Query(alias="from", description="first day (UTC), default 29 days before `to`")
+        Day | None, Query(alias="from", description="first day (UTC), default 29 days before `to`")
     ] = None,
-    end: Annotated[date | None, Query(alias="to", description="last day (UTC), default today")] = None,
+    end: Annotated[Day | None, Query(alias="to", description="last day (UTC), default today")] = None,
 ) -> dict[str, Any]:
     """The plan, its limits, the current month's counts, and every figure per day from `from` to `to`."""
     end = end or datetime.now(tz=UTC).date()

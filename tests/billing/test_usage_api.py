@@ -53,6 +53,9 @@ def test_bad_usage_requests_are_problems(acme: Org, herald_server: HeraldServer)
         (f"/v1/usage?from={today}&to={today - timedelta(days=1)}", acme.secret_key, 422, "validation-error"),
         (f"/v1/usage?from={today - timedelta(days=400)}&to={today}", acme.secret_key, 422, "validation-error"),
         ("/v1/usage?from=last-week", acme.secret_key, 422, "validation-error"),
+        ("/v1/usage?to=0", acme.secret_key, 422, "validation-error"),  # a Unix time is not a day
+        ("/v1/usage?from=1700000000", acme.secret_key, 422, "validation-error"),
+        ("/v1/usage?to=2026-1-5", acme.secret_key, 422, "validation-error"),
         ("/v1/usage", acme.publishable_key, 401, "publishable-key-not-allowed"),
         ("/v1/usage", acme.secret_key[:-2] + "zz", 401, "invalid-api-key"),
         ("/v1/usage", None, 401, "authentication-required"),
