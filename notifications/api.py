@@ -20,7 +20,7 @@ from herald.errors import json_body
 from herald.openapi import PublishableKey, SecretKey
 from herald.operations import secret_operation, widget_operation, widget_preflight
 from herald.problems import Problem
-from notifications import selectors, sending, services, subscribing, topics
+from notifications import inbox, selectors, sending, services, subscribing, topics
 from notifications.idempotency import (
     IDEMPOTENCY_HEADER,
     REPLAYED_HEADER,
@@ -523,6 +523,7 @@ def _widget_pk(request: HttpRequest) -> int | None:
     return selectors.subscriber_pk(external_id=_subscriber_id(request))
 
 
+# The inbox routes run notifications.inbox (the event loop's psycopg pool, the schema named in the SQL).
 @widget.get("/inbox/notifications", response=InboxPage, summary="The subscriber's inbox")
 @decorate_view(widget_operation)
 def inbox_list(
@@ -534,26 +535,33 @@ def inbox_list(
     category: Annotated[str | None, Query(pattern=CATEGORY_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Newest first; archived items only with `archived=true`."""
-    page = selectors.inbox_page(
-        subscriber_pk=_widget_pk(request), cursor=cursor, limit=limit, read=read, archived=archived, category=category
+    page = sending.run_blocking(
+        inbox.inbox_page(
+            tenant=_tenant(request),
+            subscriber_id=_subscriber_id(request),
+            cursor=cursor,
+            limit=limit,
+            read=read,
+            archived=archived,
+            category=category,
+        )
     )
-    return _inbox_out(page)
+    return _page_out(page, lambda item: item)
 
 
 @widget.get("/inbox/unread-count", response=UnreadCount, summary="The subscriber's unread count")
 @decorate_view(widget_operation)
 def inbox_unread_count(request: HttpRequest) -> dict[str, Any]:
-    return {"count": selectors.unread_count(subscriber_pk=_widget_pk(request))}
+    count = sending.run_blocking(inbox.unread_count(tenant=_tenant(request), subscriber_id=_subscriber_id(request)))
+    return {"count": count}
 
 
 def _mark(request: HttpRequest, message_id: str, action: str) -> dict[str, Any]:
-    pk = _widget_pk(request)
-    if pk is None:
-        raise Problem("not-found", "No such notification in this inbox")
-    item = services.inbox_item_mark(
-        organization_id=_key(request).organization_id, subscriber_pk=pk, message_id=message_id, action=action
+    return sending.run_blocking(
+        inbox.inbox_item_mark(
+            tenant=_tenant(request), subscriber_id=_subscriber_id(request), message_id=message_id, action=action
+        )
     )
-    return inbox_item_dict(item)
 
 
 @widget.post("/inbox/notifications/{message_id}/read", response=InboxItemOut, summary="Mark read")
@@ -577,11 +585,7 @@ def inbox_archive(request: HttpRequest, message_id: MessageIdPath) -> dict[str, 
 @widget.post("/inbox/read-all", response=ReadAllOut, summary="Mark everything read")
 @decorate_view(widget_operation)
 def inbox_read_all(request: HttpRequest) -> dict[str, Any]:
-    pk = _widget_pk(request)
-    marked = (
-        0 if pk is None else services.inbox_read_all(organization_id=_key(request).organization_id, subscriber_pk=pk)
-    )
-    return {"marked": marked, "unread_count": selectors.unread_count(subscriber_pk=pk)}
+    return sending.run_blocking(inbox.inbox_read_all(tenant=_tenant(request), subscriber_id=_subscriber_id(request)))
 
 
 @widget.get("/inbox/preferences", response=PreferencesOut, summary="The subscriber's category preferences")
