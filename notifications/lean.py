@@ -163,6 +163,7 @@ async def subscribers_import(context: FrontContext, body: bytes) -> FrontAnswer:
     """POST /v1/subscribers/bulk."""
     from notifications.schemas import SubscribersImportIn
 
+    await _key_touch(context)
     _checked_key(context)
     data = json_parse(body) if body else None
     payload = _validated(SubscribersImportIn, data)
@@ -280,9 +281,19 @@ class RouteTable(Mapping[tuple[str, str], Route]):
         return len(self.exact)
 
 
+async def _key_touch(context: FrontContext) -> None:
+    """Write the key's last_used_at when the front says it is due (the send engine does it in its own commit)."""
+    if context.touch and context.key is not None:
+        async with (await sending.connection_pool()).connection() as conn:
+            await conn.execute(
+                f"UPDATE public.{sending.T_APIKEY} SET last_used_at = now() WHERE id = %s", [context.key.api_key_id]
+            )
+
+
 def _without_query(route: Route) -> Route:
     async def routed(context: FrontContext, body: bytes) -> FrontAnswer:
         _no_query(context)  # none of these routes takes a query parameter
+        await _key_touch(context)
         return await route(context, body)
 
     return routed

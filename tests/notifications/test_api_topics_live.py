@@ -230,3 +230,17 @@ async def test_a_member_removed_through_the_front_stops_getting_the_topic(
     await api_send(herald_server, acme, topic="ops")
     assert await kim.nothing_within(0.5)
     await kim.close()
+
+
+@pytest.mark.parametrize("path", ["/v1/topics/touched", "/v1/subscribers/touched"])
+def test_a_route_the_front_serves_touches_the_keys_last_used(acme: Org, herald_server: HeraldServer, path: str) -> None:
+    from tenants.keys import key_hash
+    from tenants.models import ApiKey
+    from tenants.ratelimit import redis_client
+
+    row = ApiKey.objects.get(key_hash=key_hash(acme.secret_key))
+    redis_client().delete(f"herald:lu:{row.pk}")  # the last-used minute is over
+    ApiKey.objects.filter(pk=row.pk).update(last_used_at=None)
+    assert live_api(acme, herald_server).put(path, {}).status_code == 200
+    row.refresh_from_db()
+    assert row.last_used_at is not None
