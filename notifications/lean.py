@@ -19,7 +19,7 @@ import pydantic
 from herald.errors import json_parse, unknown_query_refuse, validation_detail, validation_errors
 from herald.front import FrontAnswer, FrontContext, Route
 from herald.problems import Problem
-from notifications import sending, subscribing, topics
+from notifications import sending, subscribing, topics, widget_routes
 from notifications.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, idempotency_claim_from_header
 from notifications.schemas import subscriber_id_valid, topic_key_valid
 
@@ -260,6 +260,8 @@ class RouteTable(Mapping[tuple[str, str], Route]):
         if route is not None:
             return route
         method, path = key
+        if path.startswith(widget_routes.INBOX_PATH + "/"):
+            return widget_routes.widget_route_for(method, path) or default
         if path.startswith(TOPICS_PATH):
             topic_route = _topic_route(method, path)
             return _without_query(topic_route) if topic_route is not None else default
@@ -304,5 +306,6 @@ ROUTES = RouteTable(
         ("POST", PATH): notification_send,
         ("POST", BATCH_PATH): notification_send_batch,
         ("POST", BULK_PATH): subscribers_import,
+        **widget_routes.EXACT,
     }
 )

@@ -247,15 +247,16 @@ def _async_script() -> Any:
     return client.register_script(_SCRIPT)
 
 
-async def rate_limit_take_async(*, api_key_id: int, plan: str) -> tuple[RateDecision, bool]:
-    """rate_limit_take for async code on one long-lived loop; also says whether to touch `last_used_at`.
+async def rate_limit_take_async(*, api_key_id: int, plan: str, subject: str | None = None) -> tuple[RateDecision, bool]:
+    """rate_limit_take for async code on one long-lived loop (a `subject`: a widget subscriber's bucket); also
+    says whether to touch `last_used_at`.
 
     The caller writes `last_used_at` itself when told to (in its own transaction).
     """
     limits = plan_rate(plan)
     rate, burst = float(limits.rate_per_second), int(limits.burst)
     window = max(1, math.ceil(burst / rate))
-    name = bucket_key(api_key_id)
+    name = bucket_key(api_key_id, subject)
     if not _redis_health.available():
         return _local_decision(name, rate, burst, window), False
     try:

@@ -110,6 +110,7 @@ class FrontContext:
     touch: bool = False  # the key's last_used_at is due: whoever writes next writes it
     origin: str | None = None
     query_string: bytes = b""
+    client: str = ""  # the client's address (widget routes: the bucket of its failed proofs)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -376,12 +377,16 @@ def _context(scope: dict[str, Any], headers: dict[str, str], **found: Any) -> Fr
         headers=headers,
         origin=headers.get("origin"),
         query_string=scope.get("query_string") or b"",
+        client=str((scope.get("client") or ("",))[0] or ""),
         **found,
     )
 
 
-async def _serve_route(route: Route, scope: dict[str, Any], receive: Any, send: Send, headers: dict[str, str]) -> None:
-    """An ASGI route: body limit, key and token, the route, its answer or problem encoded."""
+async def _serve_route(
+    route: Route, scope: dict[str, Any], receive: Any, send: Send, headers: dict[str, str], *, secret: bool = True
+) -> None:
+    """An ASGI route: body limit, key and token (a widget route, `secret=False`, authenticates its request itself
+    and puts its headers on its answers and problems), the route, its answer or problem encoded."""
     path = str(scope["path"])
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -393,8 +398,11 @@ async def _serve_route(route: Route, scope: dict[str, Any], receive: Any, send: 
         return
     decision: RateDecision | None = None
     try:
-        key, decision, touch = await _key_and_token(headers.get("authorization"))
-        answer = await route(_context(scope, headers, key=key, rate=decision, touch=touch), body)
+        if secret:
+            key, decision, touch = await _key_and_token(headers.get("authorization"))
+            answer = await route(_context(scope, headers, key=key, rate=decision, touch=touch), body)
+        else:
+            answer = await route(_context(scope, headers), body)
     except Problem as problem:
         await _problem_encoded(problem, decision, path).send(send)
         return
@@ -452,6 +460,10 @@ def front(
                 if refusal_pending() and await _widget_refused_here(scope, receive, send):
                     return
                 if await _widget_key_unknown_here(scope, receive, send):
+                    return
+                route = routes.get((scope["method"], scope["path"]))
+                if route is not None:
+                    await _serve_route(route, scope, receive, send, headers, secret=False)
                     return
             elif scope["path"].startswith(SECRET_PATH_PREFIXES):
                 authorization = headers.get("authorization")
