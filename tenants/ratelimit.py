@@ -70,6 +70,13 @@ return {allowed, math.floor(tokens), retry_ms, touch}
 
 LAST_USED_SECONDS = 60
 
+# The same, also reading one more key (KEYS[3]: the key cache's entry for this key) in the same round trip: the
+# /v1 front takes a token and reads the key it is for at once, for a key whose bucket it already knows.
+_SCRIPT_WITH_ENTRY = _SCRIPT.replace(
+    "return {allowed, math.floor(tokens), retry_ms, touch}",
+    "return {allowed, math.floor(tokens), retry_ms, touch, redis.call('GET', KEYS[3])}",
+)
+
 
 @dataclass(frozen=True)
 class RateDecision:
@@ -267,6 +274,31 @@ async def rate_limit_take_async(*, api_key_id: int, plan: str, subject: str | No
         _redis_health.failed()
         return _local_decision(name, rate, burst, window), False
     return _decision(rate, burst, window, allowed, remaining, retry_ms), bool(touch)
+
+
+@lru_cache(maxsize=1)
+def _async_script_with_entry() -> Any:
+    return _async_script().registered_client.register_script(_SCRIPT_WITH_ENTRY)
+
+
+async def rate_limit_take_with_entry_async(
+    *, api_key_id: int, plan: str, entry: str
+) -> tuple[RateDecision, bool, bytes | None] | None:
+    """rate_limit_take_async that also reads the Redis key `entry` in the same round trip: (decision, touch, the
+    entry's value or None); None while Redis is away (the caller takes its token the usual way)."""
+    if not _redis_health.available():
+        return None
+    limits = plan_rate(plan)
+    rate, burst = float(limits.rate_per_second), int(limits.burst)
+    window = max(1, math.ceil(burst / rate))
+    try:
+        allowed, remaining, retry_ms, touch, value = await _async_script_with_entry()(
+            keys=[bucket_key(api_key_id), _last_used_key(api_key_id), entry], args=[rate, burst]
+        )
+    except (redis.RedisError, OSError):
+        _redis_health.failed()
+        return None
+    return _decision(rate, burst, window, allowed, remaining, retry_ms), bool(touch), value
 
 
 def rate_limit_take(*, api_key_id: int, plan: str, subject: str | None = None) -> RateDecision:

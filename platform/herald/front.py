@@ -52,6 +52,7 @@ from tenants.ratelimit import (
     bad_proof_identity,
     publishable_identity,
     rate_limit_take_async,
+    rate_limit_take_with_entry_async,
     refusal_active,
     refusal_pending,
     refusal_remember,
@@ -208,8 +209,8 @@ class _RedisHolder:
 _redis = _RedisHolder()
 
 
-async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
-    """tenants.resolve.request_secret_key for the event loop: the key cache read with async Redis."""
+def _secret_token(authorization: str | None) -> str:
+    """The secret key an Authorization header carries, its shape checked (no lookup)."""
     if not authorization:
         raise Problem("authentication-required")
     scheme, _, token = authorization.strip().partition(" ")
@@ -217,7 +218,12 @@ async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
     if scheme.lower() != "bearer" or not token:
         raise Problem("authentication-required", "Authorization must be `Bearer <key>`")
     secret_key_shape_check(token)
-    resolved = await api_key_resolve_async(token)
+    return token
+
+
+async def secret_key_resolve(authorization: str | None) -> ResolvedKey:
+    """tenants.resolve.request_secret_key for the event loop: the key cache read with async Redis."""
+    resolved = await api_key_resolve_async(_secret_token(authorization))
     if resolved is None or resolved.kind != "secret":
         raise Problem("invalid-api-key")
     return resolved
@@ -245,6 +251,11 @@ async def api_key_resolve_async(token: str) -> ResolvedKey | None:
         resolved = await sync_to_async(_resolve_and_release, thread_sensitive=False)(token)
         if resolved is None:
             return None
+    return _live(resolved, hashed)
+
+
+def _live(resolved: ResolvedKey, hashed: str) -> ResolvedKey | None:
+    """`resolved` if it is the key of this hash and has not expired."""
     if not hmac.compare_digest(resolved.key_hash, hashed):
         return None
     if resolved.expires_at is not None and resolved.expires_at <= timezone.now():
@@ -263,11 +274,53 @@ def _resolve_and_release(token: str) -> ResolvedKey | None:
         connection.close()
 
 
+# Secret keys this process resolved: their bucket (a key's id never changes) and the plan last seen. For these the
+# token is taken and the key cache's entry read in ONE Redis round trip; the entry is still what decides whether
+# the key is live, exactly as api_key_resolve_async reads it.
+_key_buckets: dict[str, tuple[int, str]] = {}
+_KEY_BUCKETS_MAX = 10_000
+
+
 async def _key_and_token(authorization: str | None) -> tuple[ResolvedKey, RateDecision, bool]:
     """The secret key and a token from its bucket (and whether to touch last_used_at); a Problem when either is
     refused (a refused key remembered until its next token)."""
-    key = await secret_key_resolve(authorization)
+    token = _secret_token(authorization)
+    hashed = key_hash(token)
+    taken: tuple[int, str, RateDecision, bool] | None = None
+    known = _key_buckets.get(hashed)
+    if known is not None and not key_recently_unknown(hashed):
+        entry = tenant_cache_key(f"apikey:{hashed}", schema_name="public")
+        found = await rate_limit_take_with_entry_async(api_key_id=known[0], plan=known[1], entry=entry)
+        if found is not None:
+            decision, touch, raw = found
+            taken = (known[0], known[1], decision, touch)
+            cached = cache_value_decode(raw) if raw is not None else None
+            if (
+                isinstance(cached, ResolvedKey)
+                and cached.kind == "secret"
+                and (cached.api_key_id, cached.plan) == known
+            ):
+                live = _live(cached, hashed)
+                if live is None:
+                    raise Problem("invalid-api-key")
+                return _granted(authorization, live, decision, touch)
+    # First seen here, or its cache entry missing, changed or of another plan: resolve it as api_key_resolve_async
+    # does, and take its token unless the one taken above was from this key's bucket at this plan.
+    key = await api_key_resolve_async(token)
+    if key is None or key.kind != "secret":
+        raise Problem("invalid-api-key")
+    if len(_key_buckets) >= _KEY_BUCKETS_MAX:
+        _key_buckets.clear()
+    _key_buckets[hashed] = (key.api_key_id, key.plan)
+    if taken is not None and taken[:2] == (key.api_key_id, key.plan):
+        return _granted(authorization, key, taken[2], taken[3])
     decision, touch = await rate_limit_take_async(api_key_id=key.api_key_id, plan=key.plan)
+    return _granted(authorization, key, decision, touch)
+
+
+def _granted(
+    authorization: str | None, key: ResolvedKey, decision: RateDecision, touch: bool
+) -> tuple[ResolvedKey, RateDecision, bool]:
     if not decision.allowed:
         refusal_remember(authorization, decision)
         raise Problem("rate-limited", headers=decision.headers())
