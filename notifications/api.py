@@ -20,7 +20,7 @@ from herald.errors import json_body
 from herald.openapi import PublishableKey, SecretKey
 from herald.operations import secret_operation, widget_operation, widget_preflight
 from herald.problems import Problem
-from notifications import selectors, sending, services, subscribing
+from notifications import inbox, selectors, sending, services, subscribing, topics
 from notifications.idempotency import (
     IDEMPOTENCY_HEADER,
     REPLAYED_HEADER,
@@ -190,11 +190,12 @@ def subscribers_list(request: HttpRequest, limit: Limit = 50, cursor: CursorPara
     return _page_out(page, subscriber_payload)
 
 
+# Topic create/rename and membership run notifications.topics (the event loop's psycopg pool, the schema named
+# in the SQL); in the server notifications.lean serves them before Django with the same functions and answers.
 @secret.put("/topics/{key}", response=TopicOut, summary="Create or rename a topic")
 @decorate_view(secret_operation())
 def topic_put(request: HttpRequest, key: TopicKeyPath, payload: TopicIn) -> Any:
-    topic, _ = services.topic_upsert(key=key, name=payload.name)
-    return topic
+    return sending.run_blocking(topics.topic_upsert(tenant=_tenant(request), key=key, name=payload.name))
 
 
 def _topic_or_404(key: str) -> Any:
@@ -208,10 +209,10 @@ def _topic_or_404(key: str) -> Any:
 @decorate_view(secret_operation(idempotent=True))
 def topic_subscribers_add(request: HttpRequest, key: TopicKeyPath, payload: TopicSubscribersIn) -> dict[str, Any]:
     """Unknown subscriber ids are created; ids already in the topic are left as they are."""
-    added = services.topic_subscribers_add(
-        organization_id=_key(request).organization_id, topic=_topic_or_404(key), external_ids=payload.subscriber_ids
+    _, body, _ = sending.run_blocking(
+        topics.topic_subscribers_add(tenant=_tenant(request), key=key, external_ids=payload.subscriber_ids)
     )
-    return {"added": added}
+    return body  # type: ignore[no-any-return]
 
 
 @secret.delete(
@@ -219,11 +220,7 @@ def topic_subscribers_add(request: HttpRequest, key: TopicKeyPath, payload: Topi
 )
 @decorate_view(secret_operation())
 def topic_subscriber_remove(request: HttpRequest, key: TopicKeyPath, subscriber_id: SubscriberIdPath) -> Any:
-    removed = services.topic_subscriber_remove(
-        organization_id=_key(request).organization_id, topic=_topic_or_404(key), external_id=subscriber_id
-    )
-    if not removed:
-        raise Problem("not-found", "That subscriber is not in this topic")
+    sending.run_blocking(topics.topic_subscriber_remove(tenant=_tenant(request), key=key, external_id=subscriber_id))
     return Status(204, None)
 
 
@@ -526,6 +523,7 @@ def _widget_pk(request: HttpRequest) -> int | None:
     return selectors.subscriber_pk(external_id=_subscriber_id(request))
 
 
+# The inbox routes run notifications.inbox (the event loop's psycopg pool, the schema named in the SQL).
 @widget.get("/inbox/notifications", response=InboxPage, summary="The subscriber's inbox")
 @decorate_view(widget_operation)
 def inbox_list(
@@ -537,26 +535,33 @@ def inbox_list(
     category: Annotated[str | None, Query(pattern=CATEGORY_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Newest first; archived items only with `archived=true`."""
-    page = selectors.inbox_page(
-        subscriber_pk=_widget_pk(request), cursor=cursor, limit=limit, read=read, archived=archived, category=category
+    page = sending.run_blocking(
+        inbox.inbox_page(
+            tenant=_tenant(request),
+            subscriber_id=_subscriber_id(request),
+            cursor=cursor,
+            limit=limit,
+            read=read,
+            archived=archived,
+            category=category,
+        )
     )
-    return _inbox_out(page)
+    return _page_out(page, lambda item: item)
 
 
 @widget.get("/inbox/unread-count", response=UnreadCount, summary="The subscriber's unread count")
 @decorate_view(widget_operation)
 def inbox_unread_count(request: HttpRequest) -> dict[str, Any]:
-    return {"count": selectors.unread_count(subscriber_pk=_widget_pk(request))}
+    count = sending.run_blocking(inbox.unread_count(tenant=_tenant(request), subscriber_id=_subscriber_id(request)))
+    return {"count": count}
 
 
 def _mark(request: HttpRequest, message_id: str, action: str) -> dict[str, Any]:
-    pk = _widget_pk(request)
-    if pk is None:
-        raise Problem("not-found", "No such notification in this inbox")
-    item = services.inbox_item_mark(
-        organization_id=_key(request).organization_id, subscriber_pk=pk, message_id=message_id, action=action
+    return sending.run_blocking(
+        inbox.inbox_item_mark(
+            tenant=_tenant(request), subscriber_id=_subscriber_id(request), message_id=message_id, action=action
+        )
     )
-    return inbox_item_dict(item)
 
 
 @widget.post("/inbox/notifications/{message_id}/read", response=InboxItemOut, summary="Mark read")
@@ -580,11 +585,7 @@ def inbox_archive(request: HttpRequest, message_id: MessageIdPath) -> dict[str, 
 @widget.post("/inbox/read-all", response=ReadAllOut, summary="Mark everything read")
 @decorate_view(widget_operation)
 def inbox_read_all(request: HttpRequest) -> dict[str, Any]:
-    pk = _widget_pk(request)
-    marked = (
-        0 if pk is None else services.inbox_read_all(organization_id=_key(request).organization_id, subscriber_pk=pk)
-    )
-    return {"marked": marked, "unread_count": selectors.unread_count(subscriber_pk=pk)}
+    return sending.run_blocking(inbox.inbox_read_all(tenant=_tenant(request), subscriber_id=_subscriber_id(request)))
 
 
 @widget.get("/inbox/preferences", response=PreferencesOut, summary="The subscriber's category preferences")

@@ -475,8 +475,11 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         live since the outage began), then the live frames that arrived meanwhile, each once."""
         assert self.subscriber_pk is not None
         try:
-            replay = await db_call(
-                delivery.missed_since, organization=self.organization, subscriber_pk=self.subscriber_pk, cursor=cursor
+            replay = await delivery.missed_since_async(
+                organization_id=self.organization_id,
+                schema_name=self.organization.schema_name,
+                subscriber_pk=self.subscriber_pk,
+                cursor=cursor,
             )
         except Exception:  # noqa: BLE001 - the database is away too: the client reconnects with its cursor
             logger.warning("catch-up after a channel-layer outage failed; closing the socket", exc_info=True)

@@ -23,13 +23,13 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Max, Min
+from django.db.models import Max
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from herald.problems import Problem
 from notifications import selectors, services
-from notifications.models import InboxItem, Message, MessageSequence
+from notifications.models import Message
 from notifications.proofs import (
     SubscriberProof,
     proof_verify_with,
@@ -38,7 +38,7 @@ from notifications.proofs import (
     signing_secrets_remember,
     subscriber_proof_verify,
 )
-from notifications.schemas import inbox_item_dict, inbox_item_payload
+from notifications.schemas import inbox_item_payload
 from notifications.selectors import UNREAD_COUNT_SQL
 from notifications.services import (
     T_INBOX,
@@ -305,50 +305,7 @@ def latest_cursor(*, organization: Organization) -> int:
         return int(Message.objects.aggregate(latest=Max("seq"))["latest"] or 0)
 
 
-def missed_since(*, organization: Organization, subscriber_pk: int, cursor: int | None) -> Replay:
-    """The subscriber's items after `cursor` in sequence order, or a reset when they cannot all be replayed.
-
-    Reset reasons: `unknown_cursor` (ahead of the organisation's sequence),
-    `expired` (messages after the cursor are past the retention window or
-    already purged), `too_many` (more than HERALD_WS_REPLAY_LIMIT items).
-    """
-    limit = int(settings.HERALD_WS_REPLAY_LIMIT)
-    with tenant_context(organization):
-        bounds = Message.objects.aggregate(latest=Max("seq"), oldest=Min("seq"))
-        replay = Replay(
-            latest_cursor=int(bounds["latest"] or 0), unread_count=selectors.unread_count(subscriber_pk=subscriber_pk)
-        )
-        if cursor is None:
-            return replay
-        if bounds["latest"] is None and cursor > 0:
-            # Retention deleted every message: a cursor the sequence has handed out is expired, not unknown.
-            if cursor <= int(MessageSequence.objects.values_list("value", flat=True).first() or 0):
-                replay.reset_reason = "expired"
-                return replay
-        if cursor > replay.latest_cursor:
-            replay.reset_reason = "unknown_cursor"
-            return replay
-        if cursor == replay.latest_cursor:
-            return replay
-        retention_start = timezone.now() - timedelta(days=int(settings.HERALD_INBOX_RETENTION_DAYS))
-        oldest = bounds["oldest"]
-        first_missed = Message.objects.filter(seq__gt=cursor).order_by("seq").values_list("created_at", flat=True)[:1]
-        if (oldest is not None and oldest > cursor + 1) or (first_missed and first_missed[0] < retention_start):
-            replay.reset_reason = "expired"
-            return replay
-        items = list(
-            InboxItem.objects.filter(subscriber_id=subscriber_pk, seq__gt=cursor)
-            .select_related("message")
-            .order_by("seq")[: limit + 1]
-        )
-        if len(items) > limit:
-            replay.reset_reason = "too_many"
-            return replay
-        replay.items = [inbox_item_dict(item) for item in items]
-        return replay
-
-
-# missed_since for the event loop: the organisation's bounds, the subscriber's unread count and the first missed
+# A replay on the event loop: the organisation's bounds, the subscriber's unread count and the first missed
 # message's time in one statement; the missed items (at most the replay limit + 1) in a second only when needed.
 MISSED_BOUNDS_SQL = f"""
 SELECT (SELECT max(seq) FROM {T_MESSAGE}), (SELECT min(seq) FROM {T_MESSAGE}),
@@ -369,7 +326,12 @@ def _utc(value: Any) -> Any:
 
 
 async def missed_since_async(*, organization_id: int, schema_name: str, subscriber_pk: int, cursor: int) -> Replay:
-    """missed_since on the event loop (the send engine's pool, the schema named in the SQL): the same Replay."""
+    """The subscriber's items after `cursor` in sequence order, or a reset when they cannot all be replayed; on
+    the event loop (the send engine's pool, the schema named in the SQL).
+
+    Reset reasons: `unknown_cursor` (ahead of the organisation's sequence), `expired` (messages after the cursor
+    are past the retention window or already purged), `too_many` (more than HERALD_WS_REPLAY_LIMIT items).
+    """
     from types import SimpleNamespace
 
     from notifications.sending import connection_pool, schema_qualified

@@ -19,9 +19,9 @@ import pydantic
 from herald.errors import json_parse, unknown_query_refuse, validation_detail, validation_errors
 from herald.front import FrontAnswer, FrontContext, Route
 from herald.problems import Problem
-from notifications import sending, subscribing
+from notifications import sending, subscribing, topics, widget_routes
 from notifications.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, idempotency_claim_from_header
-from notifications.schemas import subscriber_id_valid
+from notifications.schemas import subscriber_id_valid, topic_key_valid
 
 PATH = "/v1/notifications"
 BATCH_PATH = "/v1/notifications/batch"
@@ -163,6 +163,7 @@ async def subscribers_import(context: FrontContext, body: bytes) -> FrontAnswer:
     """POST /v1/subscribers/bulk."""
     from notifications.schemas import SubscribersImportIn
 
+    await _key_touch(context)
     _checked_key(context)
     data = json_parse(body) if body else None
     payload = _validated(SubscribersImportIn, data)
@@ -177,8 +178,69 @@ async def subscribers_import(context: FrontContext, body: bytes) -> FrontAnswer:
 _SUBSCRIBER_ROUTES: dict[str, Route] = {"PUT": subscriber_put, "GET": subscriber_get, "DELETE": subscriber_delete}
 
 
+# --- topics (notifications.topics) ------------------------------------------------------------------
+
+TOPICS_PATH = "/v1/topics/"
+
+
+def _path_topic(context: FrontContext) -> tuple[str, str | None]:
+    """The topic key of /v1/topics/{key}[/subscribers[/{subscriber id}]], and the subscriber id if any."""
+    key, _, rest = context.path[len(TOPICS_PATH) :].partition("/")
+    _, _, subscriber_id = rest.partition("/")
+    return key, subscriber_id or None
+
+
+async def topic_put(context: FrontContext, body: bytes) -> FrontAnswer:
+    """PUT /v1/topics/{key}."""
+    from notifications.schemas import TopicIn
+
+    payload = _validated(TopicIn, json_parse(body) if body else None)
+    key, _ = _path_topic(context)
+    return FrontAnswer(200, await topics.topic_upsert(tenant=_tenant(context), key=key, name=payload.name))
+
+
+async def topic_subscribers_add(context: FrontContext, body: bytes) -> FrontAnswer:
+    """POST /v1/topics/{key}/subscribers (an Idempotency-Key replays the first answer)."""
+    from notifications.schemas import TopicSubscribersIn
+
+    _checked_key(context)
+    data = json_parse(body) if body else None
+    payload = _validated(TopicSubscribersIn, data)
+    key, _ = _path_topic(context)
+    status, answer, replayed = await topics.topic_subscribers_add(
+        tenant=_tenant(context),
+        key=key,
+        external_ids=payload.subscriber_ids,
+        idempotency=_idempotency(context, data),
+    )
+    return _replayed(status, answer, replayed)
+
+
+async def topic_subscriber_remove(context: FrontContext, body: bytes) -> FrontAnswer:
+    """DELETE /v1/topics/{key}/subscribers/{subscriber_id}: 204, no body."""
+    key, subscriber_id = _path_topic(context)
+    assert subscriber_id is not None  # RouteTable routes only paths that name one
+    await topics.topic_subscriber_remove(tenant=_tenant(context), key=key, external_id=subscriber_id)
+    return FrontAnswer(204, None)
+
+
+def _topic_route(method: str, path: str) -> Route | None:
+    """The ASGI route of a topic path whose key (and subscriber id) Django would take, else None."""
+    parts = path[len(TOPICS_PATH) :].split("/")
+    if not topic_key_valid(parts[0]):
+        return None
+    if len(parts) == 1:
+        return topic_put if method == "PUT" else None
+    if len(parts) == 2 and parts[1] == "subscribers":
+        return topic_subscribers_add if method == "POST" else None
+    if len(parts) == 3 and parts[1] == "subscribers" and subscriber_id_valid(parts[2]):
+        return topic_subscriber_remove if method == "DELETE" else None
+    return None
+
+
 class RouteTable(Mapping[tuple[str, str], Route]):
-    """The front's ASGI routes by (method, path): exact paths, plus /v1/subscribers/{id} and its /tokens.
+    """The front's ASGI routes by (method, path): exact paths, plus /v1/subscribers/{id} and its /tokens, PUT
+    /v1/topics/{key} and the topic's membership (POST .../subscribers, DELETE .../subscribers/{id}).
 
     Only what these routes answer exactly as Django would is routed here: a path whose subscriber id Django would
     refuse (herald.wording's validation-error with its `loc`), or that carries a query string, goes on to Django.
@@ -198,6 +260,11 @@ class RouteTable(Mapping[tuple[str, str], Route]):
         if route is not None:
             return route
         method, path = key
+        if path.startswith(widget_routes.INBOX_PATH + "/"):
+            return widget_routes.widget_route_for(method, path) or default
+        if path.startswith(TOPICS_PATH):
+            topic_route = _topic_route(method, path)
+            return _without_query(topic_route) if topic_route is not None else default
         if not path.startswith(SUBSCRIBERS_PATH):
             return default
         rest = path[len(SUBSCRIBERS_PATH) :]
@@ -216,9 +283,19 @@ class RouteTable(Mapping[tuple[str, str], Route]):
         return len(self.exact)
 
 
+async def _key_touch(context: FrontContext) -> None:
+    """Write the key's last_used_at when the front says it is due (the send engine does it in its own commit)."""
+    if context.touch and context.key is not None:
+        async with (await sending.connection_pool()).connection() as conn:
+            await conn.execute(
+                f"UPDATE public.{sending.T_APIKEY} SET last_used_at = now() WHERE id = %s", [context.key.api_key_id]
+            )
+
+
 def _without_query(route: Route) -> Route:
     async def routed(context: FrontContext, body: bytes) -> FrontAnswer:
         _no_query(context)  # none of these routes takes a query parameter
+        await _key_touch(context)
         return await route(context, body)
 
     return routed
@@ -229,5 +306,6 @@ ROUTES = RouteTable(
         ("POST", PATH): notification_send,
         ("POST", BATCH_PATH): notification_send_batch,
         ("POST", BULK_PATH): subscribers_import,
+        **widget_routes.EXACT,
     }
 )

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -133,22 +134,28 @@ SUBSCRIBER_TOKEN_HEADER = "X-Herald-Subscriber-Token"  # noqa: S105 - a header n
 
 def request_subscriber_proof(request: HttpRequest, resolved: ResolvedKey, bearer_token: str | None) -> str:
     """The subscriber id a widget request proved (hash or JWT), checked against the organisation's signing secrets."""
-    token = request.headers.get(SUBSCRIBER_TOKEN_HEADER) or bearer_token
-    given_hash = request.headers.get(SUBSCRIBER_HASH_HEADER)
-    subscriber_id = subscriber_header_decode(request.headers.get(SUBSCRIBER_HEADER))
-    if token and not subscriber_id:
-        subscriber_id = unverified_subject(token)
-    if not subscriber_id or (token is None and given_hash is None):
-        raise Problem("invalid-subscriber-proof", "Send X-Herald-Subscriber with X-Herald-Subscriber-Hash, or a token")
+    subscriber_id, given_hash, token = subscriber_proof_given(request.headers.get, bearer_token)
     proof = subscriber_proof_verify(
-        organization_id=resolved.organization_id,
-        subscriber_id=subscriber_id,
-        subscriber_hash=None if token else given_hash,
-        token=token or None,
+        organization_id=resolved.organization_id, subscriber_id=subscriber_id, subscriber_hash=given_hash, token=token
     )
     if proof is None:
         raise Problem("invalid-subscriber-proof")
     return proof.subscriber_id
+
+
+def subscriber_proof_given(
+    header: Callable[[str], str | None], bearer_token: str | None
+) -> tuple[str, str | None, str | None]:
+    """What a widget request offers as its subscriber proof: (subscriber id, hash, token), exactly one of the
+    last two given; Problem(invalid-subscriber-proof) when it offers none. `header` reads a request header."""
+    token = header(SUBSCRIBER_TOKEN_HEADER) or bearer_token
+    given_hash = header(SUBSCRIBER_HASH_HEADER)
+    subscriber_id = subscriber_header_decode(header(SUBSCRIBER_HEADER))
+    if token and not subscriber_id:
+        subscriber_id = unverified_subject(token)
+    if not subscriber_id or (token is None and given_hash is None):
+        raise Problem("invalid-subscriber-proof", "Send X-Herald-Subscriber with X-Herald-Subscriber-Hash, or a token")
+    return subscriber_id, None if token else given_hash, token or None
 
 
 EXT_VALUE_PREFIX = "UTF-8''"

@@ -226,14 +226,19 @@ def publish_topic_membership_after_commit(
     *, organization_id: int, topic_pk: int, added: list[int] | None = None, removed: list[int] | None = None
 ) -> None:
     """After commit, let live sockets of these subscribers join or leave the topic, without reconnecting."""
-    event = {
-        "type": "topic.membership",
-        "topic_pk": int(topic_pk),
-        "added": list(added or []),
-        "removed": list(removed or []),
-    }
+    event = topic_membership_event(topic_pk=topic_pk, added=added, removed=removed)
     if event["added"] or event["removed"]:
         transaction.on_commit(lambda: _group_send(organization_group(organization_id), event))
+
+
+def topic_membership_event(*, topic_pk: int, added: list[int] | None, removed: list[int] | None) -> dict[str, Any]:
+    """Subscribers joined or left a topic: their live sockets (any process) join or leave its group."""
+    return {
+        "type": "topic.membership",
+        "topic_pk": int(topic_pk),
+        "added": [int(pk) for pk in added or []],
+        "removed": [int(pk) for pk in removed or []],
+    }
 
 
 def inbox_update_event(

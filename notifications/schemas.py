@@ -99,6 +99,14 @@ Category = Annotated[str, Field(pattern=CATEGORY_PATTERN, max_length=100)]
 _SUBSCRIBER_ID = re.compile(SUBSCRIBER_ID_PATTERN)
 
 
+_TOPIC_KEY = re.compile(KEY_PATTERN)
+
+
+def topic_key_valid(key: object) -> bool:
+    """Whether `key` is a topic key as the API takes them (KEY_PATTERN)."""
+    return isinstance(key, str) and 0 < len(key) <= 100 and _TOPIC_KEY.fullmatch(key) is not None
+
+
 def subscriber_id_valid(subscriber_id: object) -> bool:
     """Whether `subscriber_id` is a subscriber id as the API takes them (SUBSCRIBER_ID_PATTERN, at most
     SUBSCRIBER_ID_MAX_LENGTH characters, and no lone surrogates, which PostgreSQL cannot store)."""

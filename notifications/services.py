@@ -270,7 +270,7 @@ RETENTION_BATCH = 5_000  # messages per transaction: a long backlog is deleted w
 def messages_delete_before(*, before: datetime) -> int:
     """Delete the active schema's messages created before `before`, with their inbox items; how many messages.
 
-    A cursor older than what is left then gets `reset: expired` (delivery.missed_since). Runs in batches, each
+    A cursor older than what is left then gets `reset: expired` (delivery.missed_since_async). Runs in batches, each
     its own transaction, so sends keep flowing while a long backlog goes.
     """
     total = 0

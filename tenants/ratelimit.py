@@ -71,6 +71,13 @@ return {allowed, math.floor(tokens), retry_ms, touch}
 
 LAST_USED_SECONDS = 60
 
+# The same, also reading one more key (KEYS[3]: the key cache's entry for this key) in the same round trip: the
+# /v1 front takes a token and reads the key it is for at once, for a key whose bucket it already knows.
+_SCRIPT_WITH_ENTRY = _SCRIPT.replace(
+    "return {allowed, math.floor(tokens), retry_ms, touch}",
+    "return {allowed, math.floor(tokens), retry_ms, touch, redis.call('GET', KEYS[3])}",
+)
+
 
 @dataclass(frozen=True)
 class RateDecision:
@@ -275,15 +282,16 @@ def _async_script() -> Any:
     return client.register_script(_SCRIPT)
 
 
-async def rate_limit_take_async(*, api_key_id: int, plan: str) -> tuple[RateDecision, bool]:
-    """rate_limit_take for async code on one long-lived loop; also says whether to touch `last_used_at`.
+async def rate_limit_take_async(*, api_key_id: int, plan: str, subject: str | None = None) -> tuple[RateDecision, bool]:
+    """rate_limit_take for async code on one long-lived loop (a `subject`: a widget subscriber's bucket); also
+    says whether to touch `last_used_at`.
 
     The caller writes `last_used_at` itself when told to (in its own transaction).
     """
     limits = plan_rate(plan)
     rate, burst = float(limits.rate_per_second), int(limits.burst)
     window = max(1, math.ceil(burst / rate))
-    name = bucket_key(api_key_id)
+    name = bucket_key(api_key_id, subject)
     if not _redis_health.available():
         return _local_decision(name, rate, burst, window), False
     first = _first_decision(name, rate, burst, window)
@@ -297,6 +305,36 @@ async def rate_limit_take_async(*, api_key_id: int, plan: str) -> tuple[RateDeci
         _redis_health.failed()
         return _local_decision(name, rate, burst, window), False
     return _decision(rate, burst, window, allowed, remaining, retry_ms), bool(touch)
+
+
+@lru_cache(maxsize=1)
+def _async_script_with_entry() -> Any:
+    return _async_script().registered_client.register_script(_SCRIPT_WITH_ENTRY)
+
+
+async def rate_limit_take_with_entry_async(
+    *, api_key_id: int, plan: str, entry: str
+) -> tuple[RateDecision, bool, bytes | None] | None:
+    """rate_limit_take_async that also reads the Redis key `entry` in the same round trip: (decision, touch, the
+    entry's value or None); None while Redis is away (the caller takes its token the usual way)."""
+    if not _redis_health.available():
+        return None
+    limits = plan_rate(plan)
+    rate, burst = float(limits.rate_per_second), int(limits.burst)
+    window = max(1, math.ceil(burst / rate))
+    name = bucket_key(api_key_id)
+    if _first_decision(name, rate, burst, window) is not None:
+        # This process's copy of the bucket is empty: no Redis round trip for a token Redis would refuse too.
+        # The caller takes the usual way (the key resolved, then rate_limit_take_async refuses it locally).
+        return None
+    try:
+        allowed, remaining, retry_ms, touch, value = await _async_script_with_entry()(
+            keys=[name, _last_used_key(api_key_id), entry], args=[rate, burst]
+        )
+    except (redis.RedisError, OSError):
+        _redis_health.failed()
+        return None
+    return _decision(rate, burst, window, allowed, remaining, retry_ms), bool(touch), value
 
 
 def rate_limit_take(*, api_key_id: int, plan: str, subject: str | None = None) -> RateDecision:

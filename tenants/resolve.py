@@ -174,7 +174,10 @@ PUBLISHABLE_KEY_HEADER = "X-Herald-Publishable-Key"
 
 
 def _bearer(request: HttpRequest) -> str | None:
-    value = request.headers.get("Authorization")
+    return _bearer_token(request.headers.get("Authorization"))
+
+
+def _bearer_token(value: str | None) -> str | None:
     if not value:
         return None
     scheme, _, token = value.strip().partition(" ")
@@ -209,8 +212,24 @@ def request_publishable_key(request: HttpRequest) -> tuple[ResolvedKey, str | No
 
     The key comes from `X-Herald-Publishable-Key`, `?pk=` or `Authorization: Bearer pk_live_...`.
     """
-    bearer = _bearer(request)
-    candidates = [request.headers.get(PUBLISHABLE_KEY_HEADER), request.GET.get("pk")]
+    key, subscriber_token = publishable_key_given(
+        authorization=request.headers.get("Authorization"),
+        header=request.headers.get(PUBLISHABLE_KEY_HEADER),
+        query=request.GET.get("pk"),
+    )
+    resolved = api_key_resolve(key)
+    if resolved is None:
+        raise Problem("invalid-api-key")
+    return resolved, subscriber_token
+
+
+def publishable_key_given(
+    *, authorization: str | None, header: str | None, query: str | None
+) -> tuple[str, str | None]:
+    """The publishable key a widget request names (its shape checked, not resolved) and the subscriber JWT if
+    Authorization carried one; Problem when none, two, a secret key or a malformed one is given."""
+    bearer = _bearer_token(authorization)
+    candidates = [header, query]
     subscriber_token = None
     if bearer is not None:
         if bearer.startswith(("pk_", "sk_")):
@@ -226,10 +245,9 @@ def request_publishable_key(request: HttpRequest) -> tuple[ResolvedKey, str | No
     kind = key_kind(key)
     if kind == "secret":
         raise Problem("secret-key-not-allowed")
-    resolved = api_key_resolve(key) if kind == "publishable" else None
-    if resolved is None:
+    if kind != "publishable":
         raise Problem("invalid-api-key")
-    return resolved, subscriber_token
+    return key, subscriber_token
 
 
 def origin_check(request: HttpRequest, resolved: ResolvedKey) -> str | None:

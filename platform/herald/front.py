@@ -51,6 +51,7 @@ from tenants.ratelimit import (
     bad_proof_identity,
     publishable_identity,
     rate_limit_take_async,
+    rate_limit_take_with_entry_async,
     refusal_active,
     refusal_pending,
     refusal_remember,
@@ -113,6 +114,7 @@ class FrontContext:
     touch: bool = False  # the key's last_used_at is due: whoever writes next writes it
     origin: str | None = None
     query_string: bytes = b""
+    client: str = ""  # the client's address (widget routes: the bucket of its failed proofs)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -214,9 +216,8 @@ class _RedisHolder:
 _redis = _RedisHolder()
 
 
-async def secret_key_resolve(authorization: str | None, client: str | None = None) -> ResolvedKey:
-    """tenants.resolve.request_secret_key for the event loop: the key cache read with async Redis (`client`, the
-    caller's address: its unknown keys are limited)."""
+def _secret_token(authorization: str | None) -> str:
+    """The secret key an Authorization header carries, its shape checked (no lookup)."""
     if not authorization:
         raise Problem("authentication-required")
     scheme, _, token = authorization.strip().partition(" ")
@@ -224,6 +225,13 @@ async def secret_key_resolve(authorization: str | None, client: str | None = Non
     if scheme.lower() != "bearer" or not token:
         raise Problem("authentication-required", "Authorization must be `Bearer <key>`")
     secret_key_shape_check(token)
+    return token
+
+
+async def secret_key_resolve(authorization: str | None, client: str | None = None) -> ResolvedKey:
+    """tenants.resolve.request_secret_key for the event loop: the key cache read with async Redis (`client`, the
+    caller's address: its unknown keys are limited)."""
+    token = _secret_token(authorization)
     if key_kind(token) is not None and key_recently_unknown(key_hash(token)):
         raise SlowRefusal("invalid-api-key")
     resolved = await api_key_resolve_async(token, client)
@@ -258,6 +266,11 @@ async def api_key_resolve_async(token: str, client: str | None = None) -> Resolv
         resolved = await sync_to_async(_resolve_and_release, thread_sensitive=False)(token)
         if resolved is None:
             return None
+    return _live(resolved, hashed)
+
+
+def _live(resolved: ResolvedKey, hashed: str) -> ResolvedKey | None:
+    """`resolved` if it is the key of this hash and has not expired."""
     if not hmac.compare_digest(resolved.key_hash, hashed):
         return None
     if resolved.expires_at is not None and resolved.expires_at <= timezone.now():
@@ -295,11 +308,51 @@ def _client(scope: dict[str, Any]) -> str:
     return str(client[0])
 
 
+# Secret keys this process resolved: their bucket (a key's id never changes) and the plan last seen. For these the
+# token is taken and the key cache's entry read in ONE Redis round trip; the entry is still what decides whether
+# the key is live, exactly as api_key_resolve_async reads it.
+_key_buckets: dict[str, tuple[int, str]] = {}
+_KEY_BUCKETS_MAX = 10_000
+
+
 async def _key_and_token(authorization: str | None, client: str) -> tuple[ResolvedKey, RateDecision, bool]:
     """The secret key and a token from its bucket (and whether to touch last_used_at); a Problem when either is
     refused (a refused key remembered until its next token)."""
+    token = _secret_token(authorization)
+    hashed = key_hash(token)
+    taken: tuple[int, str, RateDecision, bool] | None = None
+    known = _key_buckets.get(hashed)
+    if known is not None and not key_recently_unknown(hashed):
+        entry = tenant_cache_key(f"apikey:{hashed}", schema_name="public")
+        found = await rate_limit_take_with_entry_async(api_key_id=known[0], plan=known[1], entry=entry)
+        if found is not None:
+            decision, touch, raw = found
+            taken = (known[0], known[1], decision, touch)
+            cached = cache_value_decode(raw) if raw is not None else None
+            if (
+                isinstance(cached, ResolvedKey)
+                and cached.kind == "secret"
+                and (cached.api_key_id, cached.plan) == known
+            ):
+                live = _live(cached, hashed)
+                if live is None:
+                    raise Problem("invalid-api-key")
+                return _granted(authorization, live, decision, touch)
+    # First seen here, or its cache entry missing, changed or of another plan: resolve it as api_key_resolve_async
+    # does, and take its token unless the one taken above was from this key's bucket at this plan.
     key = await secret_key_resolve(authorization, client)
+    if len(_key_buckets) >= _KEY_BUCKETS_MAX:
+        _key_buckets.clear()
+    _key_buckets[hashed] = (key.api_key_id, key.plan)
+    if taken is not None and taken[:2] == (key.api_key_id, key.plan):
+        return _granted(authorization, key, taken[2], taken[3])
     decision, touch = await rate_limit_take_async(api_key_id=key.api_key_id, plan=key.plan)
+    return _granted(authorization, key, decision, touch)
+
+
+def _granted(
+    authorization: str | None, key: ResolvedKey, decision: RateDecision, touch: bool
+) -> tuple[ResolvedKey, RateDecision, bool]:
     if not decision.allowed:
         refusal_remember(authorization, decision)
         raise SlowRefusal("rate-limited", headers=decision.headers())
@@ -409,12 +462,16 @@ def _context(scope: dict[str, Any], headers: dict[str, str], **found: Any) -> Fr
         headers=headers,
         origin=headers.get("origin"),
         query_string=scope.get("query_string") or b"",
+        client=str((scope.get("client") or ("",))[0] or ""),
         **found,
     )
 
 
-async def _serve_route(route: Route, scope: dict[str, Any], receive: Any, send: Send, headers: dict[str, str]) -> None:
-    """An ASGI route: body limit, key and token, the route, its answer or problem encoded."""
+async def _serve_route(
+    route: Route, scope: dict[str, Any], receive: Any, send: Send, headers: dict[str, str], *, secret: bool = True
+) -> None:
+    """An ASGI route: body limit, key and token (a widget route, `secret=False`, authenticates its request itself
+    and puts its headers on its answers and problems), the route, its answer or problem encoded."""
     path = str(scope["path"])
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -426,8 +483,11 @@ async def _serve_route(route: Route, scope: dict[str, Any], receive: Any, send: 
         return
     decision: RateDecision | None = None
     try:
-        key, decision, touch = await _key_and_token(headers.get("authorization"), _client(scope))
-        answer = await route(_context(scope, headers, key=key, rate=decision, touch=touch), body)
+        if secret:
+            key, decision, touch = await _key_and_token(headers.get("authorization"), _client(scope))
+            answer = await route(_context(scope, headers, key=key, rate=decision, touch=touch), body)
+        else:
+            answer = await route(_context(scope, headers), body)
     except Problem as problem:
         if isinstance(problem, SlowRefusal):
             await asyncio.sleep(_REFUSED_DELAY)
@@ -491,6 +551,10 @@ def front(
                 if refusal_pending() and await _widget_refused_here(scope, receive, send):
                     return
                 if await _widget_key_unknown_here(scope, receive, send):
+                    return
+                route = routes.get((scope["method"], scope["path"]))
+                if route is not None:
+                    await _serve_route(route, scope, receive, send, headers, secret=False)
                     return
             elif scope["path"].startswith(SECRET_PATH_PREFIXES):
                 authorization = headers.get("authorization")

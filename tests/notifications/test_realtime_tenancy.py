@@ -63,8 +63,9 @@ async def test_interleaved_delivery_calls_of_two_organisations_never_mix_rows(ac
     acme_pk, globex_pk = await run_db(subscriber_pk, acme, "same-id"), await run_db(subscriber_pk, globex, "same-id")
 
     async def replay(org: Org, pk: int) -> tuple[Org, set[str], int]:
-        result = await database_sync_to_async(delivery.missed_since)(
-            organization=org.organization, subscriber_pk=pk, cursor=0
+        # The replay names its schema in its SQL (on the send pool); the count runs on the shared connection.
+        result = await delivery.missed_since_async(
+            organization_id=org.organization.pk, schema_name=org.organization.schema_name, subscriber_pk=pk, cursor=0
         )
         count = await database_sync_to_async(delivery.unread_count)(organization=org.organization, subscriber_pk=pk)
         return org, {item["id"] for item in result.items}, count
