@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from ninja import Query, Router
 from ninja.decorators import decorate_view
 from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from billing import selectors
 from billing.schemas import UsageOut
@@ -27,7 +28,7 @@ ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 def _iso_date_only(value: object) -> object:
     """A day is written YYYY-MM-DD, as the document says; pydantic alone would also take `0` as 1970-01-01."""
     if isinstance(value, str) and not ISO_DATE.fullmatch(value):
-        raise ValueError("must be a date written YYYY-MM-DD")
+        raise PydanticCustomError("date_parsing", "Input should be a valid date")  # worded as pydantic's own
     return value
 
 

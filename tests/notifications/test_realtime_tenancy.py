@@ -29,9 +29,17 @@ from tests.notifications.realtime_support import auth_frame, message_store, run_
 
 @pytest.fixture(autouse=True)
 async def _close_shared_connection() -> AsyncIterator[None]:
-    """The shared database thread outlives the test: close its connection so the test database can be dropped."""
+    """The shared database thread outlives the test: close its connection so the test database can be dropped, and
+    put it back on the public schema, where these tests' deliberate switches would otherwise leave the next test's
+    calls on that thread (a closed connection keeps its schema and sets it again when it reconnects)."""
     yield
-    await database_sync_to_async(connections.close_all)()
+
+    @database_sync_to_async
+    def reset() -> None:
+        connection.set_schema_to_public()
+        connections.close_all()
+
+    await reset()
 
 
 def seed(org: Org, subscriber_id: str, count: int) -> set[str]:
