@@ -258,7 +258,9 @@ class Soak:
                     sent = self.sent_at.get(message_id)
                     if sent is not None and sub.live:
                         self.latencies.append(time.monotonic() - sent)
-                elif kind in ("ready", "reset") and isinstance(frame.get("cursor"), int):
+                elif kind in ("ready", "reset", "unread_count") and isinstance(frame.get("cursor"), int):
+                    # unread_count carries one at the end of a catch-up: the cursor to resume from, as the widget
+                    # keeps it.
                     sub.cursor = max(sub.cursor or 0, frame["cursor"])
                     sub.live = sub.live or kind == "ready"
         except websockets.ConnectionClosed:
