@@ -20,7 +20,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from herald.compat import sansio_handshake_forget
+from herald.compat import sansio_handshake_forget, sansio_release
 from herald.front import api_key_resolve_async
 from notifications import delivery, receipts
 from notifications.groups import organization_group, subscriber_group, topic_group
@@ -209,6 +209,7 @@ class InboxConsumer(HubMember, AsyncWebsocketConsumer):
         for group in list(self.joined):
             await the_hub.leave(group, self)
         self.joined.clear()
+        sansio_release(self.base_send)  # frees the connection now, not at the next full collection (herald.compat)
         raise StopConsumer()
 
     def close_socket(self, code: int, reason: str | None = None) -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import random
 import sys
 import time
@@ -75,6 +77,13 @@ class Report:
     terminated_backends: int = 0
     redis_restarted: bool = False
     five_hundreds: int = 0
+    servers: int = 1
+    cpu_client_s: float = 0.0  # this process (sockets, senders, bookkeeping) during the run
+    cpu_server_s: list[float] = field(default_factory=list)  # each server process during the run
+    cpu_postgres_s: float | None = None  # the local PostgreSQL (postmaster and backends) during the run
+    wall_s: float = 0.0
+    load_start: str = ""
+    load_end: str = ""
 
     def lines(self) -> list[str]:
         return [
@@ -89,6 +98,12 @@ class Report:
             f"server memory (RSS): start {self.rss_start_kib / 1024:.1f} MiB, end {self.rss_end_kib / 1024:.1f} MiB",
             f"reconnects: {self.reconnects}; sockets closed by the server: {self.server_closes}",
             f"faults: Redis restarted {self.redis_restarted}; send backends terminated {self.terminated_backends}",
+            f"CPU over {self.wall_s:.0f} s (1.00 = one core busy): load client {self.cpu_client_s / self.wall_s:.2f}; "
+            f"{self.servers} server process(es) "
+            + ", ".join(f"{c / self.wall_s:.2f}" for c in self.cpu_server_s)
+            + "; PostgreSQL "
+            + (f"{self.cpu_postgres_s / self.wall_s:.2f}" if self.cpu_postgres_s is not None else "n/a")
+            + f"; machine load average at start {self.load_start}, at end {self.load_end}",
         ]
 
 
@@ -104,6 +119,50 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def postmaster_pid() -> int | None:
+    """The local PostgreSQL's postmaster (the parent of this process's backend), or None (remote, unreadable)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        row = cursor.fetchone()
+    connection.close()
+    try:
+        return int(_stat(int(row[0]))[1]) if row else None
+    except (OSError, ValueError):
+        return None
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid`, its children it has reaped, and its live children (PostgreSQL's backends)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = _stat(pid)
+    total = sum(int(f) for f in fields[11:15])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                child = _stat(int(entry.name))
+            except OSError:
+                continue
+            if child[1] == str(pid):
+                total += int(child[11]) + int(child[12])
+    return total / tick
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def make_orgs(count: int) -> list[Org]:
@@ -139,8 +198,10 @@ def terminate_send_backends(pid: int) -> int:
 
 
 class Soak:
-    def __init__(self, server: Any, orgs: list[Org], sockets: int, rate: float, seconds: float) -> None:
-        self.server = server
+    def __init__(self, servers: list[Any], orgs: list[Org], sockets: int, rate: float, seconds: float) -> None:
+        # Sockets and sends spread over the server processes (all on the same database and Redis).
+        self.servers = servers
+        self.server = servers[0]
         self.orgs = orgs
         self.rate = rate
         self.seconds = seconds
@@ -150,7 +211,7 @@ class Soak:
             self.by_org.setdefault(sub.org, []).append(sub)
         self.sent_at: dict[str, float] = {}
         self.latencies: list[float] = []
-        self.report = Report(seconds=seconds, sockets=sockets, orgs=len(orgs))
+        self.report = Report(seconds=seconds, sockets=sockets, orgs=len(orgs), servers=len(servers))
         self.random = random.Random(13)  # noqa: S311 - load shape, not security
         self.stop = asyncio.Event()
 
@@ -164,9 +225,9 @@ class Soak:
         org = self.orgs[sub.org]
         for attempt in range(20):  # bounded: a refused or failed connect (a fault) is tried again
             try:
-                ws = await connect(
-                    f"{self.server.ws_url}/v1/ws?pk={org.publishable_key}", origin=ORIGIN, open_timeout=20
-                )  # type: ignore[arg-type]
+                # Each reconnect may land on another process, as behind a load balancer.
+                server = self.servers[(int(sub.sid.rsplit("-", 1)[1]) + self.report.reconnects) % len(self.servers)]
+                ws = await connect(f"{server.ws_url}/v1/ws?pk={org.publishable_key}", origin=ORIGIN, open_timeout=20)  # type: ignore[arg-type]
                 cursor = sub.cursor if sub.cursor is not None else 0
                 frame = {"type": "auth", "subscriber_id": sub.sid, "cursor": cursor}
                 frame["subscriber_hash"] = subscriber_hash(org.signing_secret, sub.sid)
@@ -197,7 +258,9 @@ class Soak:
                     sent = self.sent_at.get(message_id)
                     if sent is not None and sub.live:
                         self.latencies.append(time.monotonic() - sent)
-                elif kind in ("ready", "reset") and isinstance(frame.get("cursor"), int):
+                elif kind in ("ready", "reset", "unread_count") and isinstance(frame.get("cursor"), int):
+                    # unread_count carries one at the end of a catch-up: the cursor to resume from, as the widget
+                    # keeps it.
                     sub.cursor = max(sub.cursor or 0, frame["cursor"])
                     sub.live = sub.live or kind == "ready"
         except websockets.ConnectionClosed:
@@ -227,7 +290,8 @@ class Soak:
 
     # --- sends -----------------------------------------------------------------------------------------------
 
-    async def send_one(self, http: Any, n: int) -> None:
+    async def send_one(self, clients: list[Any], n: int) -> None:
+        http = clients[n % len(clients)]
         org_index = self.random.randrange(len(self.orgs))
         members = self.by_org[org_index]
         to = self.random.sample(members, min(len(members), self.random.randint(1, 3)))
@@ -256,7 +320,8 @@ class Soak:
         import httpx
 
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=self.server.url, timeout=30, limits=limits) as http:
+        clients = [httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) for server in self.servers]
+        try:
             tasks: set[asyncio.Task[None]] = set()
             start = time.monotonic()
             n = 0
@@ -266,12 +331,15 @@ class Soak:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if len(tasks) < 256:  # bounded: a stalled server slows the senders, not the soak's memory
-                    task = asyncio.get_running_loop().create_task(self.send_one(http, n))
+                    task = asyncio.get_running_loop().create_task(self.send_one(clients, n))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 n += 1
             if tasks:
                 await asyncio.gather(*tasks)
+        finally:
+            for client in clients:
+                await client.aclose()
 
     # --- faults ----------------------------------------------------------------------------------------------
 
@@ -283,19 +351,31 @@ class Soak:
             redis.start()
             self.report.redis_restarted = True
         await asyncio.sleep(max(0.0, self.seconds / 3 - 3))
-        assert self.server.process is not None
-        self.report.terminated_backends = await asyncio.to_thread(terminate_send_backends, self.server.process.pid)
+        for server in self.servers:
+            assert server.process is not None
+            self.report.terminated_backends += await asyncio.to_thread(terminate_send_backends, server.process.pid)
 
     # --- the run ---------------------------------------------------------------------------------------------
 
-    async def run(self, redis: Any) -> Report:
+    async def run(self, redis: Any, postgres: int | None = None) -> Report:
         assert self.server.process is not None
         for start in range(0, len(self.subscribers), 100):
             await asyncio.gather(*(self.connect(s) for s in self.subscribers[start : start + 100]))
         await asyncio.sleep(1)
-        self.report.rss_start_kib = rss_kib(self.server.process.pid)
+        pids = [server.process.pid for server in self.servers]
+        self.report.rss_start_kib = sum(rss_kib(pid) for pid in pids)
+        self.report.load_start = load_average()
+        cpu_start, servers_start = cpu_seconds(os.getpid()), [cpu_seconds(p) for p in pids]
+        postgres_start = tree_cpu_seconds(postgres) if postgres is not None else None
+        wall_start = time.monotonic()
         timer = asyncio.get_running_loop().create_task(self.timer())
         await asyncio.gather(self.senders(), self.churn(), self.faults(redis), timer)
+        self.report.wall_s = time.monotonic() - wall_start
+        self.report.cpu_client_s = cpu_seconds(os.getpid()) - cpu_start
+        self.report.cpu_server_s = [cpu_seconds(p) - c for p, c in zip(pids, servers_start, strict=True)]
+        self.report.load_end = load_average()
+        if postgres is not None and postgres_start is not None:
+            self.report.cpu_postgres_s = tree_cpu_seconds(postgres) - postgres_start
         # Everything accepted must arrive; sockets the server closed reconnect by cursor.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(s.expected - set(s.received) for s in self.subscribers):
@@ -304,7 +384,7 @@ class Soak:
                     await self.reconnect(sub)
             await asyncio.sleep(0.5)
         await asyncio.sleep(1)  # late duplicates, if any, show up here
-        self.report.rss_end_kib = rss_kib(self.server.process.pid)
+        self.report.rss_end_kib = sum(rss_kib(pid) for pid in pids)
         for sub in self.subscribers:
             if sub.ws is not None:
                 await sub.ws.close()
@@ -325,8 +405,10 @@ class Soak:
         self.stop.set()
 
 
-def soak(*, seconds: float, sockets: int, orgs: int, rate: float, redis: Any, server_env: dict[str, str]) -> Report:
-    """Run the soak against a HeraldServer started here (Django must be set up on its database)."""
+def soak(
+    *, seconds: float, sockets: int, orgs: int, rate: float, redis: Any, server_env: dict[str, str], servers: int = 1
+) -> Report:
+    """Run the soak against `servers` HeraldServer processes started here (Django set up on their database)."""
     from tests.servers import HeraldServer
 
     organisations = make_orgs(orgs)
@@ -337,8 +419,9 @@ def soak(*, seconds: float, sockets: int, orgs: int, rate: float, redis: Any, se
         "HERALD_WS_CONNECT_BURST": "5000",
         **server_env,
     }
-    with HeraldServer(env=env) as server:
-        return asyncio.run(Soak(server, organisations, sockets, rate, seconds).run(redis))
+    with contextlib.ExitStack() as stack:
+        started = [stack.enter_context(HeraldServer(env=env)) for _ in range(servers)]
+        return asyncio.run(Soak(started, organisations, sockets, rate, seconds).run(redis, postmaster_pid()))
 
 
 def main() -> int:
@@ -347,6 +430,7 @@ def main() -> int:
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--orgs", type=int, default=20)
     parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--servers", type=int, default=1, help="Herald processes on the same database and Redis")
     args = parser.parse_args()
 
     from infra.bench.common import django_on_fresh_services
@@ -364,7 +448,13 @@ def main() -> int:
     redis = KillableRedis().start()
     try:
         report = soak(
-            seconds=args.seconds, sockets=args.sockets, orgs=args.orgs, rate=args.rate, redis=redis, server_env={}
+            seconds=args.seconds,
+            sockets=args.sockets,
+            orgs=args.orgs,
+            rate=args.rate,
+            redis=redis,
+            server_env={},
+            servers=args.servers,
         )
     finally:
         redis.stop()

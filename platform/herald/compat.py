@@ -10,6 +10,7 @@ module; nothing else in Herald touches these internals.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,27 @@ def sansio_handshake_forget(send: Any) -> None:
         request.headers.clear()
     protocol.request = None
     protocol.response = None
+
+
+def sansio_release(send: Any) -> bool:
+    """Once the socket is closed, end websockets' parser generator so the connection is freed by refcount.
+
+    The websockets protocol's `parser` generator holds the protocol in a reference cycle, and it never ends:
+    `discard()` waits at a last `yield` even after EOF, and uvicorn never feeds EOF. Each closed socket then
+    waited for a full garbage collection with its permessage-deflate zlib state (~40 KiB); with the ASGI
+    process's gc thresholds (herald.asgi) hundreds of them piled up (issue #13, the connect-cycle test).
+    Closing the generator only once the transport is closing: no data_received reaches the parser after that.
+    Relies on uvicorn's `conn` and `transport` and websockets' `parser`; False when there was nothing to end.
+    """
+    protocol: Any = getattr(send, "__self__", None)
+    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+        return False
+    transport, conn = getattr(protocol, "transport", None), getattr(protocol, "conn", None)
+    parser = getattr(conn, "parser", None)
+    if transport is None or not transport.is_closing() or not inspect.isgenerator(parser):
+        return False
+    parser.close()
+    return True
 
 
 def asgi_transport_abort(send: Any) -> bool:

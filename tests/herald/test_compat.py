@@ -4,9 +4,11 @@ upon, against the installed library: an upgrade that breaks one fails here, by n
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import threading
 import uuid
+import weakref
 from typing import Any
 
 import pytest
@@ -86,6 +88,44 @@ async def test_uvicorn_sansio_protocol_takes_direct_frame_writes_forgets_its_han
     }
 
 
+@pytest.mark.parametrize("release", [True, False])
+async def test_a_closed_sansio_connection_is_freed_at_once_only_once_its_parser_is_ended(release: bool) -> None:
+    # websockets' parser generator keeps the connection in a reference cycle: without sansio_release it waits
+    # for the collector (the contrast case, which proves the cycle is still there to break).
+    refs: list[weakref.ref[Any]] = []
+    seen: dict[str, Any] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        seen["while_open"] = compat.sansio_release(send)  # the transport still reads: left alone
+        refs.append(weakref.ref(send.__self__.conn))
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        if release:
+            seen["released"] = compat.sansio_release(send)
+
+    gc.disable()
+    try:
+        server, task, port = await _serve(app)
+        try:
+            async with connect(f"ws://127.0.0.1:{port}/", open_timeout=5) as client:
+                await client.send("hello")
+            for _ in range(200):
+                if refs and refs[0]() is None:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 10)
+        assert seen["while_open"] is False
+        assert refs and (refs[0]() is None) is release
+        assert seen.get("released", True) is True
+    finally:
+        gc.enable()
+        gc.collect()
+
+
 def test_a_send_that_is_not_uvicorns_sansio_protocol_is_left_alone() -> None:
     async def send(message: Any) -> None:
         pass
@@ -93,6 +133,7 @@ def test_a_send_that_is_not_uvicorns_sansio_protocol_is_left_alone() -> None:
     assert compat.sansio_protocol(send) is None
     assert compat.asgi_transport_abort(send) is False
     compat.sansio_handshake_forget(send)  # nothing to free, nothing raised
+    assert compat.sansio_release(send) is False
 
 
 # --- asyncio ---------------------------------------------------------------------------------------------------

@@ -613,6 +613,9 @@ export class HeraldInbox extends HTMLElement {
       }
       case 'unread_count':
         this._setUnread(m.count);
+        // After a catch-up (the channel layer was away) it carries the cursor to resume from: live frames sent
+        // meanwhile named the outage's start, so the items above it that this tab already has are not re-sent.
+        if (m.cursor != null) this._cursor = Math.max(this._cursor || 0, m.cursor);
         break;
       case 'reset':
         // The server cannot replay what was missed: start over from HTTP (a load in flight is stale).
