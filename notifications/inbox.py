@@ -9,15 +9,13 @@ to the subscriber's sockets and tabs after their commit.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from herald.problems import Problem
 from notifications.groups import subscriber_group
 from notifications.realtime import agroup_send, inbox_read_all_event, inbox_update_event
-from notifications.schemas import inbox_item_payload
+from notifications.schemas import MessageFields, inbox_item_payload
 from notifications.selectors import UNREAD_COUNT_SQL, Page, _page, cursor_decode, message_id_parse
 from notifications.services import T_INBOX, T_MESSAGE, T_SUBSCRIBER
 from notifications.subscribing import Tenant, _pool, _query, _sql
@@ -39,27 +37,13 @@ _MARKS = {
 }
 
 
-@dataclass(frozen=True)
-class _MessageRow:
-    """The message fields an inbox item's payload shows (notifications.schemas.inbox_item_payload)."""
-
-    id: uuid.UUID
-    seq: int
-    title: str
-    body: str
-    action_url: str
-    category: str
-    data: Any
-    created_at: datetime
-
-
 def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
 def _item_out(row: Any) -> dict[str, Any]:
-    message = _MessageRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7].astimezone(UTC))
-    return inbox_item_payload(message, read_at=_utc(row[8]), seen_at=_utc(row[9]), archived_at=_utc(row[10]))  # type: ignore[arg-type]
+    message = MessageFields(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7].astimezone(UTC))
+    return inbox_item_payload(message, read_at=_utc(row[8]), seen_at=_utc(row[9]), archived_at=_utc(row[10]))
 
 
 async def inbox_page(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -24,8 +26,23 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
+@dataclass(frozen=True, slots=True)
+class MessageFields:
+    """The message fields inbox_item_payload reads, without a model instance (the send engine's batches, the
+    event-loop inbox routes)."""
+
+    id: uuid.UUID
+    seq: int
+    title: str
+    body: str
+    action_url: str
+    category: str
+    data: Any
+    created_at: datetime
+
+
 def inbox_item_payload(
-    message: Message,
+    message: Message | MessageFields,
     *,
     read_at: datetime | None = None,
     seen_at: datetime | None = None,

@@ -56,7 +56,7 @@ from notifications.idempotency import (
     idempotency_replay,
 )
 from notifications.models import Message
-from notifications.schemas import inbox_item_payload
+from notifications.schemas import MessageFields, inbox_item_payload
 from notifications.services import (
     SUBSCRIBERS_ENSURE_SQL,
     T_INBOX,
@@ -330,18 +330,6 @@ class SentMessage:
     subscriber_pks: list[int] | None
 
 
-@dataclass(frozen=True, slots=True)
-class _MessageFields:
-    id: uuid.UUID
-    seq: int
-    title: str
-    body: str
-    action_url: str
-    category: str
-    data: dict[str, Any]
-    created_at: datetime
-
-
 def send_results(
     prepared: PreparedSend, drafts: list[NotificationDraft], topic_pks: dict[str, int], rows: list[Any]
 ) -> list[SentMessage]:
@@ -349,7 +337,7 @@ def send_results(
     sent = []
     for (_, seq, recipients, sids), draft, message_id in zip(rows, drafts, prepared.ids, strict=True):
         # The fields inbox_item_payload reads, without a model instance per message (a batch's hot spot).
-        message = _MessageFields(
+        message = MessageFields(
             id=message_id,
             seq=seq,
             title=draft.title,
@@ -362,7 +350,7 @@ def send_results(
         sent.append(
             SentMessage(
                 result=SendResult(id=str(message_id), seq=int(seq), recipients=int(recipients)),
-                notification=inbox_item_payload(cast(Message, message)) if recipients else {},
+                notification=inbox_item_payload(message) if recipients else {},
                 audience=draft.audience,
                 topic_pk=topic_pks.get(draft.topic) if draft.topic is not None else None,
                 subscriber_pks=list(sids) if sids is not None else None,
