@@ -197,10 +197,12 @@ def extract(step: Step) -> None:
             value = _number(pattern, text)
             if value is not None:
                 step.figures.append((label, f"{value:g}", ""))
-        alone = _number(r"Q sends, alone\s+p50\s+[\d.]+ ms\s+p99\s+([\d.]+) ms", text)
-        flooded = _number(r"Q sends, N sends on Free.*?p99\s+([\d.]+) ms", text)
-        if alone is not None and flooded is not None:
-            step.figures.append(("another organisation's send p99 ms under a flood of 429s", f"{flooded:g}", _ratio(flooded, alone, "of its p99 alone")))  # noqa: E501  # fmt: skip
+        # The isolation cases: the quiet organisation Q's p99 under each flood, against its p99 alone measured just
+        # before that case (the bench prints the ratio itself).
+        for m in re.finditer(
+            r"^\s+Q (\w+), (.+?)\s+p50\s+[\d.]+ ms\s+p99\s+([\d.]+) ms.*?= ([\d.]+)x alone", text, re.M
+        ):
+            step.figures.append((f"isolation: Q {m.group(1)} p99 ms while {m.group(2).strip()}", m.group(3), f"{m.group(4)}x its p99 alone"))  # noqa: E501  # fmt: skip
     elif step.script == "soak.py":
         for label, pattern in (
             ("sends accepted (202)", r"^sends accepted \(202\): (\d+)"),
