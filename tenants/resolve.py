@@ -102,6 +102,30 @@ def api_key_cache_forget(hashed: str) -> None:
             logger.warning("key cache unavailable; %s forgotten in this process only", hashed[:12])
 
 
+def _resolved_from_row(row: ApiKey) -> ResolvedKey:
+    return ResolvedKey(
+        api_key_id=row.pk,
+        kind=row.kind,  # type: ignore[arg-type]
+        key_hash=row.key_hash,
+        organization_id=row.organization_id,
+        schema_name=row.organization.schema_name,
+        plan=row.organization.plan,
+        allowed_origins=tuple(row.allowed_origins),
+        expires_at=row.expires_at,
+    )
+
+
+def api_key_cache_prime(api_key: ApiKey) -> None:
+    """Put a key just issued (its row committed) in the shared cache, so that its first request is a cache hit and
+    never a lookup counted against its client's budget of unknown keys. Written with `add`: a change committed
+    meanwhile (its marker already there) wins."""
+    try:
+        with schema_context("public"):
+            _cache_store(api_key.key_hash, _resolved_from_row(api_key))
+    except Exception:  # noqa: BLE001 - Redis away: the first request looks the key up instead
+        logger.warning("key cache unavailable; %s not primed", api_key.key_hash[:12])
+
+
 def _cache_store(hashed: str, resolved: ResolvedKey) -> None:
     """Cache a lookup's result, unless the entry is there already (the key changed meanwhile: see _CHANGED)."""
     cache.add(_cache_key(hashed), resolved, KEY_CACHE_SECONDS)
@@ -132,16 +156,7 @@ def api_key_resolve(key: str) -> ResolvedKey | None:
             if row is None:
                 _remember(_unknown_keys, hashed, time.monotonic() + UNKNOWN_KEY_SECONDS)
                 return None
-            resolved = ResolvedKey(
-                api_key_id=row.pk,
-                kind=row.kind,  # type: ignore[arg-type]
-                key_hash=row.key_hash,
-                organization_id=row.organization_id,
-                schema_name=row.organization.schema_name,
-                plan=row.organization.plan,
-                allowed_origins=tuple(row.allowed_origins),
-                expires_at=row.expires_at,
-            )
+            resolved = _resolved_from_row(row)
             _remember(_local_keys, hashed, (time.monotonic() + LOCAL_KEY_SECONDS, resolved))
             if shared:
                 try:

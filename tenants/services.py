@@ -177,6 +177,9 @@ def api_key_create(
         target=api_key.prefix,
         data={"kind": kind, "name": name},
     )
+    from tenants.resolve import api_key_cache_prime
+
+    transaction.on_commit(lambda: api_key_cache_prime(api_key))
     return IssuedKey(api_key=api_key, key=key)
 
 

@@ -111,3 +111,23 @@ def test_a_key_rolled_moments_ago_is_not_limited_as_unknown(strict_server: Heral
         new = [_send(http, issued.key).status_code for _ in range(3)]
     assert old == [202] * 20, old
     assert new == [202] * 3, new
+
+
+def test_keys_just_issued_never_spend_the_address_budget(strict_server: HeraldServer, acme: Org, globex: Org) -> None:
+    """A key created or rolled is in the shared cache from its commit: its first request is no lookup, so a client
+    that rolls or creates keys often is never answered "too many unknown keys" for keys that exist."""
+    from tenants.services import api_key_create
+
+    with httpx.Client(base_url=strict_server.url, timeout=30) as http:
+        keys = [api_key_create(organization=acme.organization, kind="secret", name=f"n{i}").key for i in range(6)]
+        codes = [_send(http, k).status_code for k in keys]
+        key = ApiKey.objects.get(key_hash=key_hash(globex.secret_key))
+        for _ in range(6):  # each roll issues a new key (and ends the one before it), used at once
+            issued = api_key_roll(api_key=key, grace=timedelta(seconds=0))
+            codes.append(_send(http, issued.key).status_code)
+            key = issued.api_key
+        # 12 new keys, past the budget of 5: every one is served.
+        assert codes == [202] * 12, codes
+        # Made-up keys from the same address still spend it (the budget is there).
+        made_up = [_send(http, key_generate("secret")).status_code for _ in range(10)]
+        assert 429 in made_up, made_up
