@@ -113,3 +113,48 @@ def problem_type(response: Any) -> str:
     body = response.json()
     assert body["status"] == response.status_code
     return str(body["type"]).removeprefix(PROBLEM)
+
+
+class FrontWithoutDjango:
+    """The /v1 front in process over a stand-in for Django that answers 599 and records what reached it: which
+    requests the front serves itself, and which it hands on."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        from herald.front import front
+        from notifications.lean import ROUTES
+
+        self.headers = headers
+        self.reached: list[str] = []
+        self.app = front(self._django, self._django, ROUTES)
+
+    async def _django(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.reached.append(f"{scope['method']} {scope['path']}")
+        await send({"type": "http.response.start", "status": 599, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def call(self, method: str, path: str, body: Any = None, query: bytes = b"") -> int:
+        """One request through the front; its status."""
+        payload = json.dumps(body).encode() if body is not None else b""
+        messages = [{"type": "http.request", "body": payload, "more_body": False}]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "query_string": query,
+            "headers": self.headers,
+            "client": ("127.0.0.1", 1),
+        }
+        await self.app(scope, receive, send)
+        return int(sent[0]["status"])
+
+
+def secret_headers(org: Org) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Bearer {org.secret_key}".encode())]

@@ -15,7 +15,14 @@ import pytest
 
 from notifications.models import InboxItem
 from tests.conftest import ALLOWED_ORIGIN, Org
-from tests.notifications.api_support import LiveApi, problem_type, server_api, subscriber_hash_for, widget_api
+from tests.notifications.api_support import (
+    FrontWithoutDjango,
+    LiveApi,
+    problem_type,
+    server_api,
+    subscriber_hash_for,
+    widget_api,
+)
 from tests.notifications.realtime_support import run_db, signing_secret, subscribe
 from tests.servers import HeraldServer
 
@@ -213,34 +220,12 @@ async def test_a_mark_through_the_front_reaches_the_subscribers_sockets(herald_s
 def test_the_front_serves_the_inbox_routes_without_django(acme: Org) -> None:
     """The moved widget routes never reach Django; a preflight, a message id Django would refuse, and the routes
     that stayed (preferences) go on to it."""
-    from herald.front import front
-    from notifications.lean import ROUTES
     from notifications.sending import run_blocking
 
     ids = _sent(acme, 1)
-    reached: list[str] = []
-
-    async def django(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        reached.append(f"{scope['method']} {scope['path']}")
-        await send({"type": "http.response.start", "status": 599, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    app = front(django, django, ROUTES)
     headers = [(name.lower().encode(), value.encode()) for name, value in widget_api(acme, "ada").headers.items()]
-
-    async def call(method: str, path: str) -> int:
-        messages = [{"type": "http.request", "body": b""}]
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": headers}
-        await app({**scope, "client": ("127.0.0.1", 1)}, receive, send)
-        return int(sent[0]["status"])
+    front = FrontWithoutDjango(headers)
+    call, reached = front.call, front.reached
 
     async def scenario() -> list[int]:
         return [

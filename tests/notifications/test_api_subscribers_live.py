@@ -13,7 +13,7 @@ import pytest
 
 from notifications.models import Subscriber
 from tests.conftest import Org
-from tests.notifications.api_support import live_api, problem_type, server_api
+from tests.notifications.api_support import FrontWithoutDjango, live_api, problem_type, secret_headers, server_api
 from tests.servers import HeraldServer
 
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z")
@@ -159,40 +159,10 @@ def test_subscriber_routes_keep_organisations_apart(acme: Org, globex: Org, hera
 def test_the_front_serves_the_subscriber_routes_without_django(acme: Org) -> None:
     """PUT/GET/DELETE /v1/subscribers/{id}, .../tokens and the bulk import never reach Django (nor its thread);
     an id Django would refuse goes on to Django (it words that refusal)."""
-    from herald.front import front
-    from notifications.lean import ROUTES
     from notifications.sending import run_blocking
 
-    reached: list[str] = []
-
-    async def django(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        reached.append(f"{scope['method']} {scope['path']}")
-        await send({"type": "http.response.start", "status": 599, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    app = front(django, django, ROUTES)
-
-    async def call(method: str, path: str, body: Any = None, query: bytes = b"") -> int:
-        payload = json.dumps(body).encode() if body is not None else b""
-        scope = {
-            "type": "http",
-            "method": method,
-            "path": path,
-            "query_string": query,
-            "headers": [(b"authorization", f"Bearer {acme.secret_key}".encode())],
-            "client": ("127.0.0.1", 1),
-        }
-        messages = [{"type": "http.request", "body": payload, "more_body": False}]
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await app(scope, receive, send)
-        return int(sent[0]["status"])
+    front = FrontWithoutDjango(secret_headers(acme))
+    call, reached = front.call, front.reached
 
     async def scenario() -> list[int]:
         return [

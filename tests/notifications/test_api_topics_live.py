@@ -5,14 +5,13 @@ apart, refuse bad input, and reach live sockets."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from notifications.models import Subscriber, Topic, TopicSubscription
 from tests.conftest import Org
-from tests.notifications.api_support import live_api, problem_type, server_api
+from tests.notifications.api_support import FrontWithoutDjango, live_api, problem_type, secret_headers, server_api
 from tests.notifications.realtime_support import api_call, api_send, run_db, signing_secret, subscribe
 from tests.notifications.test_api_subscribers_live import _shape
 from tests.servers import HeraldServer
@@ -160,39 +159,10 @@ def test_concurrent_additions_of_new_subscribers_add_each_once(acme: Org, herald
 def test_the_front_serves_topic_membership_without_django(acme: Org) -> None:
     """The moved topic routes never reach Django; keys or ids Django would refuse, and the topic routes that
     stayed (GET), go on to it."""
-    from herald.front import front
-    from notifications.lean import ROUTES
     from notifications.sending import run_blocking
 
-    reached: list[str] = []
-
-    async def django(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        reached.append(f"{scope['method']} {scope['path']}")
-        await send({"type": "http.response.start", "status": 599, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    app = front(django, django, ROUTES)
-
-    async def call(method: str, path: str, body: Any = None) -> int:
-        messages = [{"type": "http.request", "body": json.dumps(body).encode() if body is not None else b""}]
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {
-            "type": "http",
-            "method": method,
-            "path": path,
-            "query_string": b"",
-            "headers": [(b"authorization", f"Bearer {acme.secret_key}".encode())],
-            "client": ("127.0.0.1", 1),
-        }
-        await app(scope, receive, send)
-        return int(sent[0]["status"])
+    front = FrontWithoutDjango(secret_headers(acme))
+    call, reached = front.call, front.reached
 
     async def scenario() -> list[int]:
         return [
