@@ -793,15 +793,15 @@ def prepare(broadcast_sockets: int) -> Env:
     from django.conf import settings
     from django.core.management import call_command
 
-    from tenants.models import Organization, SigningSecret
-    from tenants.services import api_key_create, organization_create
+    from tenants.models import SigningSecret
+    from tenants.services import api_key_create, organization_create, organization_plan_change
 
     call_command("migrate_schemas", interactive=False, verbosity=0)
     suffix = os.urandom(3).hex()
 
     def org(slug: str) -> dict[str, Any]:
         organization = organization_create(name=slug, slug=f"{slug}-{suffix}")
-        Organization.objects.filter(pk=organization.pk).update(plan="enterprise")
+        organization_plan_change(organization=organization, plan="enterprise")
         sk = api_key_create(organization=organization, kind="secret", name="bench").key
         pk = api_key_create(organization=organization, kind="publishable", name="bench", allowed_origins=[ORIGIN]).key
         secret = SigningSecret.objects.filter(organization=organization).values_list("secret", flat=True)[0]

@@ -203,6 +203,9 @@ def extract(step: Step) -> None:
             r"^\s+Q (\w+), (.+?)\s+p50\s+[\d.]+ ms\s+p99\s+([\d.]+) ms.*?= ([\d.]+)x alone", text, re.M
         ):
             step.figures.append((f"isolation: Q {m.group(1)} p99 ms while {m.group(2).strip()}", m.group(3), f"{m.group(4)}x its p99 alone"))  # noqa: E501  # fmt: skip
+        worst = re.search(r"worst refusal flood: ([\d.]+)x .*?target (.+?): (MET|not met)", text)
+        if worst:
+            step.figures.append((f"target: {worst.group(2)}", f"worst {worst.group(1)}x", worst.group(3)))
     elif step.script == "soak.py":
         for label, pattern in (
             ("sends accepted (202)", r"^sends accepted \(202\): (\d+)"),

@@ -168,13 +168,13 @@ def load_average() -> str:
 def make_orgs(count: int) -> list[Org]:
     import uuid
 
-    from tenants.models import Organization, SigningSecret
-    from tenants.services import api_key_create, organization_create
+    from tenants.models import SigningSecret
+    from tenants.services import api_key_create, organization_create, organization_plan_change
 
     orgs = []
     for n in range(count):
         organization = organization_create(name=f"Soak {n}", slug=f"soak-{n}-{uuid.uuid4().hex[:6]}")
-        Organization.objects.filter(pk=organization.pk).update(plan="enterprise")
+        organization_plan_change(organization=organization, plan="enterprise")
         secret = api_key_create(organization=organization, kind="secret", name="soak").key
         publishable = api_key_create(
             organization=organization, kind="publishable", name="soak", allowed_origins=[ORIGIN]

@@ -24,6 +24,7 @@ import asyncio
 import hmac
 import json
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -94,11 +95,18 @@ WIDGET_PATH_PREFIX = "/v1/inbox"  # the widget API: refused publishable keys ans
 FRONT_SCOPE_KEY = "herald.front"  # where the FrontContext travels in the ASGI scope, for Django
 
 # A 429 (the bucket's, or remembered until the key's next token), or a key this process found unknown moments
-# ago: the answer waits _REFUSED_DELAY seconds, so a client retrying in a loop slows itself down rather than the
-# server (Retry-After is at least a second, so a client that honours it loses nothing). Waiting only until the
-# key's next token (20 ms on Free) let 64 looping connections make ~3,000 answers/s and another organisation's
-# p99 triple; unknown keys answered at once, ~5,500/s (infra/bench/ingest.py's isolation phase).
-_REFUSED_DELAY = 0.1
+# ago: the answer waits about _REFUSED_DELAY seconds (0.1-0.3 s), so a client retrying in a loop slows itself
+# down rather than the server (Retry-After is at least a second, so a client that honours it loses nothing).
+# Waiting only until the key's next token (20 ms on Free) let 64 looping connections make ~3,000 answers/s and
+# another organisation's p99 triple; unknown keys answered at once, ~5,500/s; a fixed 0.1 s kept the 64 in step
+# (infra/bench/ingest.py's isolation phase).
+_REFUSED_DELAY = 0.2
+
+
+async def _refusal_wait() -> None:
+    """Wait about _REFUSED_DELAY, spread over half to one and a half of it: a fixed wait kept looping clients
+    in step, so their refusals reached the loop in bursts that other organisations' requests queued behind."""
+    await asyncio.sleep(_REFUSED_DELAY * (0.5 + random.random()))  # noqa: S311 - spreading load, not a secret
 
 
 @dataclass(frozen=True)
@@ -364,7 +372,7 @@ def _granted(
 
 async def _refuse(receive: Any, send: Send, answer: _Encoded) -> None:
     await _discard_body(receive)
-    await asyncio.sleep(_REFUSED_DELAY)
+    await _refusal_wait()
     await answer.send(send)
 
 
@@ -490,7 +498,7 @@ async def _serve_route(
             answer = await route(_context(scope, headers), body)
     except Problem as problem:
         if isinstance(problem, SlowRefusal):
-            await asyncio.sleep(_REFUSED_DELAY)
+            await _refusal_wait()
         await _problem_encoded(problem, decision, path).send(send)
         return
     except Exception:
