@@ -47,6 +47,7 @@ class Subscriber:
     resent: int = 0  # frames of an id received on an earlier socket (replayed after a reconnect)
     twice: int = 0  # frames of an id already received on the same socket
     closed_by_server: int = 0
+    close_codes: dict[int, int] = field(default_factory=dict)  # the code of each socket the server closed
 
 
 @dataclass
@@ -64,6 +65,10 @@ class Report:
     orgs: int
     accepted: int = 0
     refused: dict[int, int] = field(default_factory=dict)
+    no_answer: dict[str, int] = field(default_factory=dict)  # sends that got no HTTP answer, by exception
+    skipped: int = 0  # sends not made: 256 already in flight (a stalled server slows the senders)
+    post_p50_ms: float = 0.0
+    post_p99_ms: float = 0.0
     delivered: int = 0
     lost: int = 0
     duplicates: int = 0
@@ -72,8 +77,10 @@ class Report:
     p99_ms: float = 0.0
     rss_start_kib: int = 0
     rss_end_kib: int = 0
+    rss_every_minute_kib: list[int] = field(default_factory=list)
     reconnects: int = 0
     server_closes: int = 0
+    close_codes: dict[int, int] = field(default_factory=dict)
     terminated_backends: int = 0
     redis_restarted: bool = False
     five_hundreds: int = 0
@@ -88,15 +95,19 @@ class Report:
     def lines(self) -> list[str]:
         return [
             f"soak: {self.seconds:.0f} s, {self.sockets} sockets across {self.orgs} organisations",
-            f"sends accepted (202): {self.accepted}; refused: {dict(sorted(self.refused.items())) or 'none'}",
+            f"sends accepted (202): {self.accepted}; refused: {dict(sorted(self.refused.items())) or 'none'}; "
+            f"no answer: {dict(sorted(self.no_answer.items())) or 'none'}; not made (256 in flight): {self.skipped}",
+            f"sends answered in: p50 {self.post_p50_ms:.1f} ms, p99 {self.post_p99_ms:.1f} ms",
             f"notifications delivered: {self.delivered}",
             f"lost: {self.lost}",
             f"duplicates shown (an id twice on one socket): {self.duplicates}",
             f"re-sent after a reconnect (an id from an earlier socket; the widget drops it by id): "
             f"{self.resent_after_reconnect}",
             f"latency POST -> frame (live): p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms",
-            f"server memory (RSS): start {self.rss_start_kib / 1024:.1f} MiB, end {self.rss_end_kib / 1024:.1f} MiB",
-            f"reconnects: {self.reconnects}; sockets closed by the server: {self.server_closes}",
+            f"server memory (RSS): start {self.rss_start_kib / 1024:.1f} MiB, end {self.rss_end_kib / 1024:.1f} MiB"
+            f" (each minute: {', '.join(f'{kib / 1024:.0f}' for kib in self.rss_every_minute_kib) or '-'})",
+            f"reconnects: {self.reconnects}; sockets closed by the server: {self.server_closes}"
+            f" (by close code: {dict(sorted(self.close_codes.items())) or 'none'})",
             f"faults: Redis restarted {self.redis_restarted}; send backends terminated {self.terminated_backends}",
             f"CPU over {self.wall_s:.0f} s (1.00 = one core busy): load client {self.cpu_client_s / self.wall_s:.2f}; "
             f"{self.servers} server process(es) "
@@ -211,9 +222,11 @@ class Soak:
             self.by_org.setdefault(sub.org, []).append(sub)
         self.sent_at: dict[str, float] = {}
         self.latencies: list[float] = []
+        self.post_latencies: list[float] = []
         self.report = Report(seconds=seconds, sockets=sockets, orgs=len(orgs), servers=len(servers))
         self.random = random.Random(13)  # noqa: S311 - load shape, not security
         self.stop = asyncio.Event()
+        self.pids: list[int] = []
 
     # --- sockets ---------------------------------------------------------------------------------------------
 
@@ -267,6 +280,7 @@ class Soak:
             pass
         if ws.close_code not in (1000, None) and sub.ws is ws:
             sub.closed_by_server += 1
+            sub.close_codes[ws.close_code] = sub.close_codes.get(ws.close_code, 0) + 1
 
     async def reconnect(self, sub: Subscriber) -> None:
         ws, reader = sub.ws, sub.reader
@@ -277,6 +291,20 @@ class Soak:
             await reader
         self.report.reconnects += 1
         await self.connect(sub)
+
+    async def heartbeat(self) -> None:
+        """A ping on every open socket every 25 s, as the widget sends (the server closes a socket that sent
+        nothing for HERALD_WS_IDLE_TIMEOUT, 90 s, with 1001): a twenty-fifth of them each second."""
+        turn = 0
+        while not self.stop.is_set():
+            await asyncio.sleep(1)
+            for sub in self.subscribers[turn % 25 :: 25]:
+                if sub.ws is not None:
+                    with contextlib.suppress(Exception):  # closed meanwhile: churn reconnects it
+                        await sub.ws.send('{"type":"ping"}')
+            turn += 1
+            if turn % 60 == 0:
+                self.report.rss_every_minute_kib.append(sum(rss_kib(pid) for pid in self.pids))
 
     async def churn(self) -> None:
         while not self.stop.is_set():
@@ -302,9 +330,11 @@ class Soak:
                 json={"to": [s.sid for s in to], "title": f"soak {n}"},
                 headers={"Authorization": f"Bearer {self.orgs[org_index].secret_key}"},
             )
-        except Exception:  # noqa: BLE001 - no answer: not accepted
-            self.report.refused[0] = self.report.refused.get(0, 0) + 1
+        except Exception as error:  # noqa: BLE001 - no answer: not accepted
+            name = type(error).__name__
+            self.report.no_answer[name] = self.report.no_answer.get(name, 0) + 1
             return
+        self.post_latencies.append(time.monotonic() - started)
         if response.status_code == 202:
             message_id = response.json()["id"]
             self.sent_at[message_id] = started
@@ -334,6 +364,8 @@ class Soak:
                     task = asyncio.get_running_loop().create_task(self.send_one(clients, n))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
+                else:
+                    self.report.skipped += 1
                 n += 1
             if tasks:
                 await asyncio.gather(*tasks)
@@ -362,14 +394,14 @@ class Soak:
         for start in range(0, len(self.subscribers), 100):
             await asyncio.gather(*(self.connect(s) for s in self.subscribers[start : start + 100]))
         await asyncio.sleep(1)
-        pids = [server.process.pid for server in self.servers]
+        pids = self.pids = [server.process.pid for server in self.servers]
         self.report.rss_start_kib = sum(rss_kib(pid) for pid in pids)
         self.report.load_start = load_average()
         cpu_start, servers_start = cpu_seconds(os.getpid()), [cpu_seconds(p) for p in pids]
         postgres_start = tree_cpu_seconds(postgres) if postgres is not None else None
         wall_start = time.monotonic()
         timer = asyncio.get_running_loop().create_task(self.timer())
-        await asyncio.gather(self.senders(), self.churn(), self.faults(redis), timer)
+        await asyncio.gather(self.senders(), self.churn(), self.heartbeat(), self.faults(redis), timer)
         self.report.wall_s = time.monotonic() - wall_start
         self.report.cpu_client_s = cpu_seconds(os.getpid()) - cpu_start
         self.report.cpu_server_s = [cpu_seconds(p) - c for p, c in zip(pids, servers_start, strict=True)]
@@ -396,8 +428,12 @@ class Soak:
             self.report.duplicates += sub.twice
             self.report.resent_after_reconnect += sub.resent
             self.report.server_closes += sub.closed_by_server
+            for code, count in sub.close_codes.items():
+                self.report.close_codes[code] = self.report.close_codes.get(code, 0) + count
         self.report.p50_ms = percentile(self.latencies, 0.50) * 1000
         self.report.p99_ms = percentile(self.latencies, 0.99) * 1000
+        self.report.post_p50_ms = percentile(self.post_latencies, 0.50) * 1000
+        self.report.post_p99_ms = percentile(self.post_latencies, 0.99) * 1000
         return self.report
 
     async def timer(self) -> None:
