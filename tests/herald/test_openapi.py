@@ -31,6 +31,12 @@ def test_openapi_document_is_served_and_valid(herald_server: HeraldServer) -> No
     send = schema["paths"]["/v1/notifications"]["post"]
     assert set(send["responses"]) >= {"202", "400", "401", "413", "422", "429"}
     assert "application/problem+json" in send["responses"]["422"]["content"]
+    assert send["responses"]["202"]["links"]["message_get"] == {
+        "operationId": "notifications_api_message_get",
+        "parameters": {"path.message_id": "$response.body#/id"},
+    }
+    put = schema["paths"]["/v1/subscribers/{subscriber_id}"]["put"]["responses"]["200"]["links"]
+    assert put["subscriber_get"]["parameters"] == {"path.subscriber_id": "$response.body#/id"}
     inbox = schema["paths"]["/v1/inbox/notifications"]["get"]
     assert {"PublishableKey": [], "SubscriberId": [], "SubscriberHash": []} in inbox["security"]
     docs = httpx.get(herald_server.url + "/v1/docs", timeout=10)
