@@ -126,6 +126,69 @@ _COMMON_ERRORS = {
 }
 
 
+# --- links: which answer names a resource that other operations take -------------------------------------
+
+_SUBSCRIBER = "/v1/subscribers/{subscriber_id}"
+_TOPIC = "/v1/topics/{key}"
+
+# An answer that names a subscriber, topic or message, (method, path, status), the runtime expression (OpenAPI
+# 3.1, 4.8.20.4) of each path parameter it names, and the operations (method, path) linked to it: each receives
+# the parameters of its path, its others are the caller's. A few links each, the next steps a client takes:
+# schemathesis's stateful phase follows one link a step, so a long list would rarely reach the read after a write.
+_LINKS: tuple[tuple[tuple[str, str, str], dict[str, str], tuple[tuple[str, str], ...]], ...] = (
+    (
+        ("put", _SUBSCRIBER, "200"),
+        {"subscriber_id": "$response.body#/id"},
+        (("get", _SUBSCRIBER), ("delete", _SUBSCRIBER), ("get", _SUBSCRIBER + "/preferences")),
+    ),
+    # An erased subscriber is gone, and a deleted topic: reading it answers 404.
+    (("delete", _SUBSCRIBER, "204"), {"subscriber_id": "$request.path.subscriber_id"}, (("get", _SUBSCRIBER),)),
+    (
+        ("put", _TOPIC, "200"),
+        {"key": "$response.body#/key"},
+        (("get", _TOPIC), ("delete", _TOPIC), ("post", _TOPIC + "/subscribers")),
+    ),
+    (("delete", _TOPIC, "204"), {"key": "$request.path.key"}, (("get", _TOPIC),)),
+    # The first of a list (the fuzzing phases before the stateful one leave some in the organisation).
+    (("get", "/v1/topics", "200"), {"key": "$response.body#/items/0/key"}, (("put", _TOPIC), ("get", _TOPIC))),
+    # Unknown subscriber ids are created: the first one is a subscriber, in the topic.
+    (
+        ("post", _TOPIC + "/subscribers", "200"),
+        {"key": "$request.path.key", "subscriber_id": "$request.body#/subscriber_ids/0"},
+        (("put", _SUBSCRIBER), ("delete", _TOPIC + "/subscribers/{subscriber_id}"), ("put", _TOPIC)),
+    ),
+    # A message sent `to` subscribers (unknown ids are created) is in the first one's inbox.
+    (
+        ("post", "/v1/notifications", "202"),
+        {"message_id": "$response.body#/id", "subscriber_id": "$request.body#/to/0"},
+        (
+            ("get", "/v1/messages/{message_id}"),
+            ("put", _SUBSCRIBER),
+            ("post", _SUBSCRIBER + "/notifications/{message_id}/read"),
+        ),
+    ),
+)
+
+
+def add_links(schema: dict[str, Any]) -> None:
+    """Put the links of _LINKS in the document's responses."""
+    paths = schema["paths"]
+    for (method, path, status), expressions, targets in _LINKS:
+        responses = paths[path][method]["responses"]  # a KeyError here: a linked route was renamed
+        response = responses[status] if status in responses else responses[int(status)]  # ninja's keys are ints
+        links = response.setdefault("links", {})
+        for target_method, target_path in targets:
+            operation_id = paths[target_path][target_method]["operationId"]
+            links[operation_id.removeprefix("notifications_api_")] = {
+                "operationId": operation_id,
+                "parameters": {
+                    f"path.{name}": expression
+                    for name, expression in expressions.items()
+                    if "{" + name + "}" in target_path
+                },
+            }
+
+
 class HeraldAPI(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: Any = None) -> Any:
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
@@ -153,6 +216,7 @@ class HeraldAPI(NinjaAPI):
                 for status, response in responses.items():
                     if int(status) >= 400:
                         response["content"] = problem_content
+        add_links(schema)
         return schema
 
 
