@@ -72,6 +72,8 @@ class HeraldServer:
             "warning",
             "--workers",
             str(self.workers),
+            "--timeout-keep-alive",
+            "75",  # as `herald serve` (HERALD_KEEP_ALIVE_SECONDS): longer than httpx's pools keep an idle one
         ]
 
     def start(self) -> HeraldServer:

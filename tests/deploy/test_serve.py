@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 
 import httpx
@@ -94,3 +95,41 @@ def test_probes_answer_whatever_the_host_header() -> None:
         # Everything else still checks the host.
         assert httpx.get(server.url + "/v1/openapi.json", headers=headers).status_code == 400
         assert httpx.get(server.url + "/v1/openapi.json", headers={"Host": "herald.example.com"}).status_code == 200
+
+
+def _healthz(conn: socket.socket) -> bytes:
+    conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    answer = b""
+    while b'"ok"' not in answer:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+def _closed_by_server(conn: socket.socket) -> bool:
+    conn.setblocking(False)
+    try:
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    finally:
+        conn.setblocking(True)
+
+
+def test_idle_keep_alive_connections_outlive_client_pools_idle_expiry() -> None:
+    """uvicorn's 5 s keep-alive equals httpx's pool expiry: a POST on a pooled connection the server was closing
+    got no answer (the soak's ReadErrors). Herald keeps idle connections 75 s (HERALD_KEEP_ALIVE_SECONDS)."""
+    with ServeProcess(env={"HERALD_KEEP_ALIVE_SECONDS": "1"}) as short, ServeProcess() as default:
+        connections = {}
+        for name, server in (("short", short), ("default", default)):
+            conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            assert b"200 OK" in _healthz(conn), name
+            connections[name] = conn
+        time.sleep(6.5)  # past uvicorn's 5 s and httpx's 5 s pool expiry
+        assert _closed_by_server(connections["short"])  # the setting is what decides
+        assert not _closed_by_server(connections["default"])
+        assert b"200 OK" in _healthz(connections["default"])  # the same connection serves the next request
+        for conn in connections.values():
+            conn.close()

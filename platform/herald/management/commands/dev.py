@@ -59,6 +59,8 @@ class Command(BaseCommand):
             return
         import uvicorn
 
+        from herald.management.commands.serve import keep_alive_seconds
+
         # The background jobs (herald worker) beside the server, so `make run` stays one command. It inherits
         # this process's environment, embedded services' URLs included, and stops with it.
         worker = None if options["no_worker"] else subprocess.Popen([sys.executable, "-m", "herald", "worker"])
@@ -70,6 +72,7 @@ class Command(BaseCommand):
                 ws="websockets-sansio",
                 lifespan="off",
                 log_level="info",
+                timeout_keep_alive=keep_alive_seconds(),
             )
         finally:
             if worker is not None:

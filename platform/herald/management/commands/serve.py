@@ -26,7 +26,16 @@ def serve_options() -> dict[str, Any]:
         "workers": env_int("WEB_CONCURRENCY", 1, minimum=1, maximum=64),
         "forwarded_allow_ips": [ip.strip() for ip in forwarded.split(",") if ip.strip()],
         "timeout_graceful_shutdown": env_int("HERALD_DRAIN_SECONDS", 25, minimum=1, maximum=3600),
+        "timeout_keep_alive": keep_alive_seconds(),
     }
+
+
+def keep_alive_seconds() -> int:
+    """How long an idle keep-alive connection stays open. uvicorn's 5 s equals the idle expiry of common client
+    pools (httpx's 5 s): a request sent on a pooled connection as the server closes it gets no answer (the soak
+    saw two ReadErrors on POST /v1/notifications). Longer than clients' and load balancers' idle timeouts
+    (AWS ALB 60 s), the client closes first, and it knows not to reuse what it closed."""
+    return env_int("HERALD_KEEP_ALIVE_SECONDS", 75, minimum=1, maximum=3600)
 
 
 class Command(BaseCommand):
