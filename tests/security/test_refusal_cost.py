@@ -158,3 +158,22 @@ def test_refusals_are_answered_after_waits_spread_at_random_so_looping_clients_f
     waits = sorted(wait for _, wait in answers[1:])  # the first may be Redis's refusal, before it is remembered
     assert waits[0] >= 0.09, waits  # 0.1-0.3 s: a client retrying in a loop makes at most ten a second
     assert waits[-1] - waits[0] >= 0.1, waits  # 29 waits drawn from 0.2 s: a fixed wait has spread only noise
+
+
+def test_a_key_this_process_served_is_looked_up_again_whatever_its_address_spent(
+    strict_server: HeraldServer, acme: Org
+) -> None:
+    """A live key's entry leaves the shared cache after a minute; its next request is a lookup. Another client at
+    the same address flooding made-up keys had emptied the address's budget, and the key was answered 429 (the
+    isolation bench's quiet organisation: 6 of its sends)."""
+    from herald.compat import tenant_cache_key
+
+    with httpx.Client(base_url=strict_server.url, timeout=30) as http:
+        assert _send(http, acme.secret_key).status_code == 202  # served once by this process
+        codes = [_send(http, key_generate("secret")).status_code for _ in range(12)]
+        assert codes[-1] == 429, codes  # the address's budget (burst 5, 1/s) is spent
+        # The key's entry gone from the shared cache, as a minute after its lookup.
+        redis_client().delete(tenant_cache_key(f"apikey:{key_hash(acme.secret_key)}", schema_name="public"))
+        assert _send(http, acme.secret_key).status_code == 202
+        # The made-up keys are still refused.
+        assert _send(http, key_generate("secret")).status_code == 429
