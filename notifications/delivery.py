@@ -325,21 +325,6 @@ def _utc(value: Any) -> Any:
     return value.astimezone(UTC) if value is not None else None
 
 
-# Replays at once per event loop: a replay holds one of the send engine's few connections (HERALD_INGEST_POOL_SIZE)
-# for its two queries, and the pool serves its waiters in turn, so a thousand sockets catching up together (the
-# channel layer back, or another process's clients reconnecting here) queued every send behind them: the soak's
-# sends were answered in up to 4 s after a Redis restart. Half the pool at most; the rest stays for sends.
-_replay_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-
-
-def _replay_slot() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    slots = _replay_slots.get(loop)
-    if slots is None:
-        slots = _replay_slots[loop] = asyncio.Semaphore(max(1, int(settings.HERALD_INGEST_POOL_SIZE) // 2))
-    return slots
-
-
 async def missed_since_async(*, organization_id: int, schema_name: str, subscriber_pk: int, cursor: int) -> Replay:
     """The subscriber's items after `cursor` in sequence order, or a reset when they cannot all be replayed; on
     the event loop (the send engine's pool, the schema named in the SQL).
@@ -349,11 +334,11 @@ async def missed_since_async(*, organization_id: int, schema_name: str, subscrib
     """
     from types import SimpleNamespace
 
-    from notifications.sending import connection_pool, schema_qualified
+    from notifications.sending import connection_pool, replay_slot, schema_qualified
 
     limit = int(settings.HERALD_WS_REPLAY_LIMIT)
     params = {"subscriber_pk": subscriber_pk, "cursor": cursor, "limit": limit + 1}
-    async with _replay_slot(), (await connection_pool()).connection() as conn:
+    async with replay_slot(), (await connection_pool()).connection() as conn:
         found = await conn.execute(schema_qualified(MISSED_BOUNDS_SQL, schema_name), params, prepare=True)
         latest, oldest, unread, first_missed, handed_out = await found.fetchone()
         replay = Replay(latest_cursor=int(latest or 0), unread_count=int(unread))

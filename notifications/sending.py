@@ -562,6 +562,9 @@ class _Engine:
         self._pool_lock = asyncio.Lock()
         self.queues: dict[str, _Queue] = {}
         self.background: set[asyncio.Task[Any]] = set()
+        # Socket replays holding a pooled connection at once: at most half the pool, the rest kept for sends
+        # (notifications.delivery.missed_since_async; see replay_slot).
+        self.replays = asyncio.Semaphore(max(1, int(settings.HERALD_INGEST_POOL_SIZE) // 2))
 
     async def submit(self, sender: Sender, unit: _Unit) -> SendAnswer:
         loop = asyncio.get_running_loop()
@@ -737,6 +740,13 @@ async def connection_pool() -> Any:
     """The engine's psycopg pool on this event loop (autocommit connections), for other writers off the hot
     path (delivery receipts)."""
     return await _engine().get_pool()
+
+
+def replay_slot() -> asyncio.Semaphore:
+    """Hold while a socket's replay uses the pool. The pool serves its waiters in turn, so a thousand sockets
+    catching up together (the channel layer back, or another process's clients reconnecting here) queued every
+    send behind their replays: the soak's sends were answered in up to 4 s after a Redis restart."""
+    return _engine().replays
 
 
 # --- one transaction -------------------------------------------------------------------------------

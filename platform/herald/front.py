@@ -269,10 +269,15 @@ async def api_key_resolve_async(token: str, client: str | None = None) -> Resolv
     except Exception:  # noqa: BLE001 - fall back to the sync path, which reads the database
         logger.warning("key cache unavailable")  # no traceback: one a request while Redis is away
     if resolved is None:
-        if client is not None and no_entry:
+        # A key this process served before is looked up without spending its address's budget of unknown keys:
+        # its entry leaves the shared cache each minute, and another client at the same address (a shared NAT;
+        # the isolation bench's flood of made-up keys) had emptied it, so the key was answered 429. Made-up keys
+        # are never in _key_buckets, and a key found gone leaves it.
+        if client is not None and no_entry and hashed not in _key_buckets:
             _lookup_allowed(client)
         resolved = await sync_to_async(_resolve_and_release, thread_sensitive=False)(token)
         if resolved is None:
+            _key_buckets.pop(hashed, None)
             return None
     return _live(resolved, hashed)
 
@@ -347,16 +352,8 @@ async def _key_and_token(authorization: str | None, client: str) -> tuple[Resolv
                     raise Problem("invalid-api-key")
                 return _granted(authorization, live, decision, touch)
     # First seen here, or its cache entry missing, changed or of another plan: resolve it as api_key_resolve_async
-    # does, and take its token unless the one taken above was from this key's bucket at this plan. A key this
-    # process found live before is looked up without spending its address's budget of unknown keys: its entry
-    # leaves the shared cache each minute, and another client at the same address (a shared NAT; the isolation
-    # bench's flood of made-up keys) had emptied it, so the key's next request was answered 429. Made-up keys
-    # never get here, and a key found revoked is forgotten (then remembered unknown for a few seconds).
-    try:
-        key = await secret_key_resolve(authorization, None if known is not None else client)
-    except Problem:
-        _key_buckets.pop(hashed, None)
-        raise
+    # does, and take its token unless the one taken above was from this key's bucket at this plan.
+    key = await secret_key_resolve(authorization, client)
     if len(_key_buckets) >= _KEY_BUCKETS_MAX:
         _key_buckets.clear()
     _key_buckets[hashed] = (key.api_key_id, key.plan)
